@@ -1,0 +1,84 @@
+"""Datasets by name: ``unsup.data.load("fashion-mnist", "train", "binary")``.
+
+Every source registers itself in :data:`DATASETS`; :func:`load` resolves the name, asks the
+source for the split in its native form, and converts it to the requested representation.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+from unsup.data.base import (
+    REPRESENTATIONS,
+    Batch,
+    DataSpec,
+    Dataset,
+    TensorDataset,
+    WindowDataset,
+    represent,
+)
+from unsup.data.registry import DATASETS, SPLITS, Request, data_root, resolve
+from unsup.errors import ConfigError
+
+# Modules whose import registers sources. Each holds one family of datasets.
+_SOURCE_MODULES = ("digits", "idx", "cifar", "folder", "toy", "colored", "text", "speech")
+
+
+def _import_sources() -> None:
+    for mod in _SOURCE_MODULES:
+        try:
+            importlib.import_module(f"unsup.data.{mod}")
+        except ModuleNotFoundError as e:  # a source module not written yet
+            if e.name != f"unsup.data.{mod}":
+                raise
+
+
+def load(
+    name: str = "digits",
+    split: str = "train",
+    representation: str = "native",
+    *,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    **options: Any,
+) -> Dataset:
+    """Load a dataset split in a representation.
+
+    Args:
+        name: a registered name (``unsup list``), ``image-folder:PATH``, ``text:PATH`` or
+            ``colored-NAME``.
+        split: ``train``, ``val`` (a seeded part of train) or ``test``.
+        representation: see :mod:`unsup.data.base` (``native``, ``binary``, ``binary-dynamic``,
+            ``levels:K``, ``uint8``, ``float``).
+        root: directory to look in first for files (default ``$UNSUP_DATA``).
+        download: allow downloading from the official location into the cache.
+        val_fraction: fraction of train held out as val.
+        seed: seed of the val split and of generated data.
+        **options: source-specific options (e.g. ``size`` for image folders).
+
+    Raises:
+        ConfigError: unknown name, split or representation.
+        DataError: missing or corrupt files (the message names the command that fetches them).
+    """
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    _import_sources()
+    key, arg = resolve(name)
+    source = DATASETS.get(key)
+    req = Request(name, split, arg, data_root(root), download, val_fraction, seed, dict(options))
+    return represent(source(req), representation, seed=seed)
+
+
+def names() -> list[str]:
+    _import_sources()
+    return DATASETS.names()
+
+
+__all__ = [
+    "DATASETS", "REPRESENTATIONS", "SPLITS", "Batch", "DataSpec", "Dataset", "Request",
+    "TensorDataset", "WindowDataset", "load", "names",
+]

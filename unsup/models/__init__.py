@@ -1,0 +1,73 @@
+"""Models by name: ``unsup.create("pixelcnn", data=spec, preset="course", hidden=32)``."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+from unsup.data.base import DataSpec, Dataset
+from unsup.errors import ConfigError
+from unsup.models.base import LikelihoodModel, Model
+from unsup.registry import Registry
+
+MODELS: Registry[type[Model]] = Registry("model")
+
+# Modules whose import registers models; one model family each.
+_MODEL_MODULES = ("histogram", "logistic_mixture", "made", "pixelcnn")
+
+
+def _import_models() -> None:
+    for mod in _MODEL_MODULES:
+        importlib.import_module(f"unsup.models.{mod}")
+
+
+def register(name: str, summary: str = "", presets: dict[str, dict[str, Any]] | None = None):
+    """Class decorator: register a :class:`Model` subclass under ``name``.
+
+    Args:
+        name: public name (``unsup train NAME``).
+        summary: one line for ``unsup list`` (default: first docstring line).
+        presets: named option sets, e.g. ``{"paper": {...}}`` for the published configuration.
+    """
+    return MODELS.register(name, summary, presets=presets or {})
+
+
+def config_for(name: str, preset: str | None = None, **options: Any) -> Any:
+    """Build the config dataclass of model ``name`` from a preset and overrides."""
+    _import_models()
+    entry = MODELS.entry(name)
+    cls = entry.obj.Config
+    values: dict[str, Any] = {}
+    if preset is not None:
+        presets = entry.meta["presets"]
+        if preset not in presets:
+            raise ConfigError(f"model {name!r} has no preset {preset!r}; presets: "
+                              f"{', '.join(presets) or 'none'}")
+        values.update(presets[preset])
+    values.update(options)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ConfigError(f"model {name!r} has no option {', '.join(unknown)}; options: "
+                          f"{', '.join(sorted(fields))}")
+    return cls(**values)
+
+
+def create(name: str, data: DataSpec | Dataset, preset: str | None = None, **options: Any) -> Model:
+    """Build model ``name`` for ``data`` (a :class:`DataSpec` or a dataset).
+
+    Raises:
+        ConfigError: unknown model, preset or option, or data the model cannot handle.
+    """
+    spec = data.spec if isinstance(data, Dataset) else data
+    config = config_for(name, preset, **options)
+    return MODELS.get(name)(spec, config)
+
+
+def names() -> list[str]:
+    _import_models()
+    return MODELS.names()
+
+
+__all__ = ["MODELS", "LikelihoodModel", "Model", "config_for", "create", "names", "register"]

@@ -1,0 +1,123 @@
+"""The model interface every family implements.
+
+A model is an :class:`torch.nn.Module` built from a :class:`~unsup.data.DataSpec` and a typed
+dataclass config. The training loop only ever calls :meth:`Model.loss`; what else a model offers
+depends on its family:
+
+* likelihood models (:class:`LikelihoodModel`) add ``log_prob(x, y=None)`` -- log p(x) in nats per
+  example, exact unless ``exact_likelihood`` is False (then it is a lower bound) -- and
+  ``sample(n, y=None, temperature=1.0)``;
+* representation models add ``encode(x)``.
+
+Bits per dimension of a dataset is ``E[-log p(x)] / (D ln 2)`` with ``D = spec.dims``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from unsup.data.base import DataSpec
+from unsup.errors import ConfigError
+
+Batch = dict[str, torch.Tensor]
+LN2 = math.log(2.0)
+
+
+def nats_to_bits_per_dim(nats_per_example: float | torch.Tensor, dims: int) -> Any:
+    """Convert a negative log-likelihood in nats per example to bits per dimension."""
+    return nats_per_example / (dims * LN2)
+
+
+class Model(nn.Module):
+    """Base class. Subclasses set ``Config`` and implement :meth:`loss`.
+
+    Attributes:
+        Config: the dataclass holding the model's hyper-parameters.
+        spec: the data the model was built for.
+        config: the model's config instance.
+    """
+
+    Config: ClassVar[type]
+
+    def __init__(self, spec: DataSpec, config: Any) -> None:
+        super().__init__()
+        self.spec = spec
+        self.config = config
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Training objective on one batch.
+
+        Returns:
+            A dict with the scalar ``"loss"`` to minimise and any other scalars worth logging
+            (likelihood models add ``"bpd"``).
+        """
+        raise NotImplementedError
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")
+
+    def require(self, *, levels: bool | None = None, kinds: tuple[str, ...] | None = None,
+                max_levels: int | None = None, labels: bool = False) -> None:
+        """Raise a :class:`ConfigError` if the data does not suit this model."""
+        name = type(self).__name__
+        s = self.spec
+        if levels is True and s.levels is None:
+            raise ConfigError(f"{name} models discrete data; use a representation such as "
+                              f"--represent binary or levels:K (got continuous data)")
+        if levels is False and s.levels is not None:
+            raise ConfigError(f"{name} models continuous data; use --represent float")
+        if max_levels is not None and s.levels is not None and s.levels > max_levels:
+            raise ConfigError(f"{name} supports at most {max_levels} levels, data has {s.levels}; "
+                              f"use --represent levels:K with a smaller K")
+        if kinds is not None and s.kind not in kinds:
+            raise ConfigError(f"{name} expects {' or '.join(kinds)} data, got {s.kind} data "
+                              f"of shape {s.shape}")
+        if labels and s.num_classes is None:
+            raise ConfigError(f"{name} with class conditioning needs labelled data; "
+                              f"this dataset has no labels")
+
+
+class LikelihoodModel(Model):
+    """A model with a (log-)likelihood and a sampler.
+
+    Subclasses implement :meth:`log_prob` and :meth:`sample`; the loss is the negative
+    log-likelihood in nats per dimension, so its scale does not depend on the image size.
+    """
+
+    exact_likelihood: ClassVar[bool] = True
+
+    def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x) (or log p(x | y)) in nats, shape ``(B,)``."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def sample(self, n: int, *, y: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """Draw ``n`` samples, shape ``(n, *spec.shape)``, using torch's global RNG."""
+        raise NotImplementedError
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a clear error for data of the wrong shape or range."""
+        s = self.spec
+        if tuple(x.shape[1:]) != tuple(s.shape):
+            raise ConfigError(f"{type(self).__name__} expects examples of shape {s.shape}, "
+                              f"got a batch of shape {tuple(x.shape)}")
+        if s.levels is not None:
+            if x.is_floating_point():
+                raise ConfigError(f"{type(self).__name__} expects integer levels, got {x.dtype}")
+            if x.numel() and (x.min() < 0 or x.max() >= s.levels):
+                raise ConfigError(f"{type(self).__name__} expects values in [0, {s.levels - 1}], "
+                                  f"got [{int(x.min())}, {int(x.max())}]")
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        nll = -self.log_prob(batch["x"], batch.get("y")).mean()
+        per_dim = nll / self.spec.dims
+        return {"loss": per_dim, "bpd": per_dim / LN2}
