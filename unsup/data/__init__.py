@@ -13,8 +13,8 @@ from typing import Any
 from unsup.data.base import (
     REPRESENTATIONS,
     Batch,
-    DataSpec,
     Dataset,
+    DataSpec,
     TensorDataset,
     WindowDataset,
     represent,

@@ -1,0 +1,113 @@
+"""Images a user looks at: sample grids, 1-D and 2-D learned densities."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from unsup.data.base import DataSpec
+from unsup.errors import ConfigError
+
+
+def to_uint8_images(x: torch.Tensor, levels: int | None) -> np.ndarray:
+    """``(N, C, H, W)`` levels or floats in [0, 1] -> ``(N, H, W, C)`` uint8."""
+    x = x.detach().float().cpu()
+    x = x / (levels - 1) if levels is not None else x.clamp(0, 1)
+    return (x * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def image_grid(x: torch.Tensor, levels: int | None, *, ncol: int | None = None,
+               pad: int = 1, scale: int = 0) -> Image.Image:
+    """Tile images into one picture; small images are scaled up so the grid is legible."""
+    imgs = to_uint8_images(x, levels)
+    n, h, w, c = imgs.shape
+    ncol = ncol or math.ceil(math.sqrt(n))
+    nrow = math.ceil(n / ncol)
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), 128, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        grid[top:top + h, left:left + w] = imgs[i]
+    img = Image.fromarray(grid[..., 0] if c == 1 else grid)
+    scale = scale or max(1, 256 // max(grid.shape[:2]) + (1 if max(h, w) < 16 else 0))
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    return img
+
+
+def save_samples(x: torch.Tensor, spec: DataSpec, path: str | Path, title: str = "") -> None:
+    """Save samples as a picture suited to the data: an image grid, a 1-D histogram or a 2-D
+    scatter/heat map."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if spec.kind == "image":
+        image_grid(x, spec.levels).save(path)
+        return
+    if spec.kind == "vector" and spec.shape in ((1,), (2,)):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 4))
+        xs = x.detach().cpu().float().numpy()
+        if spec.shape == (1,):
+            bins = np.arange(spec.levels + 1) - 0.5 if spec.levels else 50
+            ax.hist(xs[:, 0], bins=bins, density=True)
+            ax.set_xlabel("x")
+        elif spec.levels is not None:
+            h = np.zeros((spec.levels, spec.levels))
+            np.add.at(h, (xs[:, 0].astype(int), xs[:, 1].astype(int)), 1)
+            ax.imshow(h.T, origin="lower", cmap="viridis")
+            ax.set_xlabel("x1"), ax.set_ylabel("x2")
+        else:
+            ax.scatter(xs[:, 0], xs[:, 1], s=2, alpha=0.5)
+        ax.set_title(title or f"{len(xs)} samples")
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        return
+    raise ConfigError(f"no picture for {spec.kind} data of shape {spec.shape}; "
+                      f"sample grids need images or 1-D/2-D vectors")
+
+
+@torch.no_grad()
+def save_density(model: torch.nn.Module, spec: DataSpec, data: torch.Tensor,
+                 path: str | Path, title: str = "") -> None:
+    """Plot a model's probabilities over every value of 1-D or 2-D discrete data next to the
+    empirical histogram of ``data``."""
+    if spec.kind != "vector" or spec.shape not in ((1,), (2,)) or spec.levels is None:
+        raise ConfigError("density plots are for 1-D or 2-D discrete data")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = spec.levels
+    device = next(iter(model.parameters())).device
+    xs = data.detach().cpu().long().numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    if spec.shape == (1,):
+        grid = torch.arange(k, device=device)[:, None]
+        p = model.log_prob(grid).exp().cpu().numpy()
+        emp = np.bincount(xs[:, 0], minlength=k) / len(xs)
+        axes[0].bar(np.arange(k), emp)
+        axes[1].bar(np.arange(k), p, color="C1")
+    else:
+        a, b = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
+        grid = torch.stack([a.reshape(-1), b.reshape(-1)], 1).to(device)
+        p = torch.cat([model.log_prob(g).exp() for g in grid.split(4096)]).cpu().numpy().reshape(k, k)
+        emp = np.zeros((k, k))
+        np.add.at(emp, (xs[:, 0], xs[:, 1]), 1)
+        axes[0].imshow(emp.T / len(xs), origin="lower", cmap="viridis")
+        axes[1].imshow(p.T, origin="lower", cmap="viridis")
+    axes[0].set_title("data (test split)")
+    axes[1].set_title(title or "model p(x)")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

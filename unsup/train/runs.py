@@ -1,0 +1,52 @@
+"""Rebuild a trained model from a run directory (what ``unsup eval`` and ``unsup sample`` do)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unsup.data.base import DataSpec
+from unsup.errors import CheckpointError
+from unsup.models import MODELS, Model, config_for
+from unsup.train.checkpoint import load_state
+from unsup.train.trainer import BEST, LAST
+
+
+def load_run(run_dir: str | Path, which: str = "best",
+             device: str | torch.device = "cpu") -> tuple[Model, dict[str, Any]]:
+    """Load the model of a run.
+
+    Args:
+        run_dir: the ``--out`` directory of ``unsup train``.
+        which: ``best`` (lowest validation loss) or ``last`` (the resume point).
+        device: where to put the model.
+
+    Returns:
+        The model in eval mode (EMA weights when the run kept them) and the checkpoint's
+        ``meta`` (model name and config, data arguments, spec) with ``step`` added.
+
+    Raises:
+        CheckpointError: the directory holds no run or the checkpoint cannot be read.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / (BEST if which == "best" else LAST)
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir} is not a directory; pass the --out directory of "
+                              f"`unsup train`")
+    if not path.exists():
+        raise CheckpointError(f"{run_dir} holds no {path.name}; train first with "
+                              f"`unsup train MODEL --out {run_dir}`")
+    state = load_state(path, device="cpu")
+    meta = dict(state.get("meta") or {})
+    if "model" not in meta or "spec" not in meta:
+        raise CheckpointError(f"{path} does not say which model it holds (written outside the CLI?)")
+    if meta["model"] not in MODELS:
+        config_for(meta["model"])  # imports the model modules, raises a clear error if unknown
+    spec = DataSpec.from_dict(meta["spec"])
+    model = MODELS.get(meta["model"])(spec, config_for(meta["model"], **meta["model_config"]))
+    weights = state["ema"] if state.get("ema") is not None else state["model"]
+    model.load_state_dict(weights)
+    meta["step"] = state["step"]
+    return model.to(device).eval(), meta

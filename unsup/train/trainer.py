@@ -1,0 +1,482 @@
+"""One training loop for every model.
+
+Nothing here knows any particular model: a model is anything with ``loss(batch) -> {"loss": ...}``
+(see :mod:`unsup.models.base`), a dataset anything with ``batch(index, generator)``.
+
+The loop is deterministic given ``seed`` on CPU: the order of examples in epoch ``e`` is a
+permutation drawn from a generator seeded with ``(seed, e)``, and per-batch randomness of the data
+(dynamic binarisation) from a generator seeded with ``(seed, step)``. The position in the data is
+therefore a function of the step, and a checkpoint that stores the step, the model, the optimiser,
+the scheduler, the gradient scaler and the global RNG states resumes *exactly*: N steps in one go
+and k + (N - k) steps with a restart in between give identical weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from unsup.data.base import Dataset
+from unsup.errors import ConfigError, TrainingDiverged
+from unsup.models.base import LikelihoodModel, Model, nats_to_bits_per_dim
+from unsup.train.checkpoint import load_state, save_state
+
+LAST, BEST = "last.safetensors", "best.safetensors"
+
+
+@dataclass
+class TrainConfig:
+    """Options of the training loop (all models share them).
+
+    Attributes:
+        steps: stop after this many optimiser steps.
+        epochs: stop after this many passes over the training set (may be fractional).
+        time: stop after this many seconds of wall-clock training.
+            At least one budget is required; training stops at the first one reached.
+        batch_size: examples per step.
+        lr: peak learning rate (Adam).
+        weight_decay: AdamW weight decay.
+        warmup: steps of linear learning-rate warm-up from 0.
+        schedule: ``constant`` after warm-up, or ``cosine`` decay to 0 at the end of the step or
+            epoch budget.
+        clip: clip the global gradient norm to this value (0 disables).
+        ema: decay of an exponential moving average of the weights used for validation,
+            checkpoint selection and sampling (0 disables; 0.999 is typical).
+        amp: mixed precision: ``auto`` (bf16 or fp16 on CUDA, off elsewhere), ``off``, ``bf16``,
+            ``fp16``.
+        device: ``auto`` (cuda, then mps, then cpu) or a torch device string.
+        seed: seeds data order, initialisation and all randomness.
+        eval_every: validate (and checkpoint) every this many steps (0: only at the end).
+        eval_batches: validate on at most this many batches (0: the whole validation set).
+        log_every: write training metrics every this many steps.
+        progress: show a progress bar.
+        tensorboard: write TensorBoard event files next to the CSV log.
+    """
+
+    steps: int | None = None
+    epochs: float | None = None
+    time: float | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup: int = 0
+    schedule: str = "constant"
+    clip: float = 0.0
+    ema: float = 0.0
+    amp: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    eval_every: int = 500
+    eval_batches: int = 0
+    log_every: int = 20
+    progress: bool = True
+    tensorboard: bool = True
+
+    def validate(self, n_train: int) -> None:
+        if self.steps is None and self.epochs is None and self.time is None:
+            raise ConfigError("no training budget: give --steps, --epochs or --time")
+        for name in ("steps", "epochs", "time"):
+            v = getattr(self, name)
+            if v is not None and v <= 0:
+                raise ConfigError(f"--{name} must be positive, got {v}")
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if n_train == 0:
+            raise ConfigError("the training set is empty")
+        if self.schedule not in ("constant", "cosine"):
+            raise ConfigError(f"--schedule must be constant or cosine, got {self.schedule!r}")
+        if self.schedule == "cosine" and self.steps is None and self.epochs is None:
+            raise ConfigError("--schedule cosine needs --steps or --epochs to know where it ends")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ConfigError(f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"--ema must be in [0, 1), got {self.ema}")
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; anything else is passed to torch."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda asked for, but torch sees no CUDA device")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _mix(*ints: int) -> int:
+    """A 63-bit seed from integers (stable across runs and platforms)."""
+    h = 1469598103934665603
+    for i in ints:
+        h = ((h ^ (i & 0xFFFFFFFFFFFFFFFF)) * 1099511628211) & 0x7FFFFFFFFFFFFFFF
+    return h
+
+
+class BatchSchedule:
+    """Which examples make up step ``s``: a pure function of (seed, s)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+        self.batch_size = min(batch_size, n)
+        self.steps_per_epoch = n // self.batch_size  # drop the ragged last batch
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def index(self, step: int) -> torch.Tensor:
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(_mix(self.seed, epoch))
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self._perm[pos * self.batch_size:(pos + 1) * self.batch_size]
+
+    def generator(self, step: int) -> torch.Generator:
+        return torch.Generator().manual_seed(_mix(self.seed, 7, step))
+
+
+def iterate(ds: Dataset, batch_size: int, max_batches: int = 0) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of ``ds`` in order (for evaluation)."""
+    n = len(ds)
+    for i, start in enumerate(range(0, n, batch_size)):
+        if max_batches and i >= max_batches:
+            return
+        yield ds.batch(torch.arange(start, min(start + batch_size, n)))
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int = 0,
+             device: torch.device | None = None) -> dict[str, float]:
+    """Average metrics of ``model`` over ``ds``.
+
+    For likelihood models the result holds ``nll`` (nats per example), ``bpd`` (bits per
+    dimension), ``exact`` (False when ``log_prob`` is a bound) and ``n`` (examples); otherwise the
+    example-weighted mean of each entry of ``model.loss``.
+    """
+    device = device or model.device
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    n = 0
+    try:
+        for batch in iterate(ds, batch_size, max_batches):
+            batch = _to(batch, device)
+            b = len(batch["x"])
+            if isinstance(model, LikelihoodModel):
+                lp = model.log_prob(batch["x"], batch.get("y"))
+                totals["nll"] = totals.get("nll", 0.0) + float(-lp.double().sum())
+            else:
+                for k, v in model.loss(batch).items():
+                    totals[k] = totals.get(k, 0.0) + float(v) * b
+            n += b
+    finally:
+        model.train(was_training)
+    out: dict[str, Any] = {k: v / max(n, 1) for k, v in totals.items()}
+    if isinstance(model, LikelihoodModel):
+        out["loss"] = out["nll"] / model.spec.dims
+        out["bpd"] = nats_to_bits_per_dim(out["nll"], model.spec.dims)
+        out["exact"] = bool(model.exact_likelihood)
+    out["n"] = n
+    return out
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (buffers are copied)."""
+
+    def __init__(self, model: Model, decay: float) -> None:
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: Model) -> None:
+        ema_p = list(self.model.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1 - self.decay)
+        for b_ema, b in zip(self.model.buffers(), model.buffers(), strict=True):
+            b_ema.copy_(b)
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "python": _jsonable(random.getstate()),
+        "numpy": _jsonable(np.random.get_state(legacy=True)),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (tuple, list)):
+        return [_jsonable(o) for o in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Trains a model on a dataset under a budget, with validation, logs and checkpoints.
+
+    Args:
+        model: any :class:`~unsup.models.base.Model`.
+        train: the training set.
+        val: the validation set (``None``: no validation; the last weights are the best).
+        config: loop options.
+        out: run directory for ``last.safetensors``, ``best.safetensors``, ``metrics.csv`` and
+            ``tb/``; ``None`` keeps everything in memory (for tests and benchmarks).
+        meta: JSON-able description stored in every checkpoint (the CLI stores the model name,
+            its config and the data arguments so that ``unsup eval DIR`` can rebuild the run).
+    """
+
+    def __init__(self, model: Model, train: Dataset, val: Dataset | None, config: TrainConfig,
+                 out: str | Path | None = None, meta: dict[str, Any] | None = None) -> None:
+        config.validate(len(train))
+        self.cfg, self.train_set, self.val_set = config, train, val
+        self.out = Path(out) if out is not None else None
+        self.meta = meta or {}
+        self.device = select_device(config.device)
+        seed_everything(config.seed)
+        self.model = model.to(self.device)
+        self.batches = BatchSchedule(len(train), config.batch_size, config.seed)
+        self.total_steps = self._total_steps()
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                           weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.ema = EMA(model, config.ema) if config.ema > 0 else None
+        self.step = 0
+        self.best_val = math.inf
+        self.elapsed = 0.0  # training seconds before this process (for --time across resumes)
+        self._t0: float | None = None
+        self.history: list[dict[str, Any]] = []
+
+    # --- schedule and budget -------------------------------------------------------------
+    def _total_steps(self) -> int | None:
+        c = self.cfg
+        budgets = []
+        if c.steps is not None:
+            budgets.append(int(c.steps))
+        if c.epochs is not None:
+            budgets.append(max(1, math.ceil(c.epochs * self.batches.steps_per_epoch)))
+        return min(budgets) if budgets else None
+
+    def _lr_factor(self, step: int) -> float:
+        c = self.cfg
+        if c.warmup and step < c.warmup:
+            return (step + 1) / c.warmup
+        if c.schedule == "cosine" and self.total_steps:
+            progress = (step - c.warmup) / max(1, self.total_steps - c.warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return 1.0
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        amp = self.cfg.amp
+        if amp == "off" or (amp == "auto" and self.device.type != "cuda"):
+            return None
+        if amp in ("auto", "bf16"):
+            if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+                return torch.float16
+            return torch.bfloat16
+        return torch.float16
+
+    # --- checkpoints ----------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "step": self.step,
+            "best_val": self.best_val,
+            "elapsed": self.seconds(),
+            "model": self.model.state_dict(),
+            "ema": self.ema.model.state_dict() if self.ema else None,
+            "optimizer": self.optimizer.state_dict(),
+            # lr_lambdas holds [None] for plain functions: nothing to store, restored as is
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_state(),
+            "train_config": asdict(self.cfg),
+            "meta": self.meta,
+        }
+
+    def save(self, name: str) -> None:
+        if self.out is not None:
+            save_state(self.out / name, self.state())
+
+    def resume(self, path: str | Path) -> None:
+        """Restore everything from a checkpoint so training continues exactly where it stopped."""
+        s = load_state(path, device="cpu")
+        self.model.load_state_dict(s["model"])
+        if self.ema and s["ema"] is not None:
+            self.ema.model.load_state_dict(s["ema"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.scheduler.load_state_dict(s["scheduler"])
+        self.scaler.load_state_dict(s["scaler"])
+        _set_rng_state(s["rng"])
+        self.step, self.best_val, self.elapsed = s["step"], s["best_val"], s["elapsed"]
+
+    def seconds(self) -> float:
+        """Wall-clock seconds of training so far, across resumes."""
+        return self.elapsed + (time.perf_counter() - self._t0 if self._t0 is not None else 0.0)
+
+    # --- logging --------------------------------------------------------------------------
+    def _open_logs(self) -> None:
+        self._csv = self._tb = None
+        if self.out is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        path = self.out / "metrics.csv"
+        rows: list[dict[str, str]] = []
+        if path.exists() and self.step > 0:  # drop rows written after the checkpoint we resume
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        self._csv_file = open(path, "w", newline="")
+        self._csv = csv.DictWriter(self._csv_file, ["step", "split", "metric", "value", "time"])
+        self._csv.writeheader()
+        self._csv.writerows(rows)
+        if self.cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.out / "tb"), purge_step=self.step or None)
+
+    def _log(self, split: str, metrics: dict[str, float]) -> None:
+        row = {"step": self.step, "split": split, **metrics}
+        self.history.append(row)
+        for k, v in metrics.items():
+            if self._csv is not None:
+                self._csv.writerow({"step": self.step, "split": split, "metric": k,
+                                    "value": f"{v:.6g}", "time": f"{time.time():.3f}"})
+            if self._tb is not None:
+                self._tb.add_scalar(f"{split}/{k}", v, self.step)
+
+    def _close_logs(self) -> None:
+        if self._csv is not None:
+            self._csv_file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+    # --- the loop -------------------------------------------------------------------------
+    def validate(self) -> dict[str, float] | None:
+        if self.val_set is None:
+            return None
+        model = self.ema.model if self.ema else self.model
+        metrics = evaluate(model, self.val_set, max(self.cfg.batch_size, 256),
+                           self.cfg.eval_batches, self.device)
+        self._log("val", {k: v for k, v in metrics.items() if isinstance(v, float)})
+        return metrics
+
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            out = self.model.loss(batch)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss is {float(loss.detach())} at step {self.step + 1}; lower --lr, add --clip 1 or "
+                f"--warmup 500, or check the data"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema:
+            self.ema.update(self.model)
+        return out
+
+    def fit(self, resume: bool = True) -> dict[str, Any]:
+        """Train until the budget is spent; returns a summary.
+
+        With ``resume`` and an existing ``last.safetensors`` in the run directory, training
+        continues from it.
+        """
+        c = self.cfg
+        if resume and self.out is not None and (self.out / LAST).exists():
+            self.resume(self.out / LAST)
+        self._open_logs()
+        self.model.train()
+        start_step = self.step
+        t0 = self._t0 = time.perf_counter()
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not c.progress,
+                   desc="train", unit="step", dynamic_ncols=True)
+        running: dict[str, float] = {}
+        try:
+            while True:
+                if self.total_steps is not None and self.step >= self.total_steps:
+                    break
+                if c.time is not None and self.seconds() >= c.time:
+                    break
+                batch = self.train_set.batch(self.batches.index(self.step),
+                                             self.batches.generator(self.step))
+                out = self._train_step(_to(batch, self.device))
+                self.step += 1
+                bar.update(1)
+                if self.step % c.log_every == 0:
+                    running = {k: float(v.detach()) for k, v in out.items()}
+                    running["lr"] = self.scheduler.get_last_lr()[0]
+                    self._log("train", running)
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in running.items() if k != "lr"})
+                if c.eval_every and self.step % c.eval_every == 0:
+                    self._checkpoint()
+        finally:
+            bar.close()
+        train_seconds = time.perf_counter() - t0
+        if self.step > start_step and (not c.eval_every or self.step % c.eval_every):
+            self._checkpoint()
+        self._close_logs()
+        total_seconds = self.seconds()
+        self.elapsed, self._t0 = total_seconds, None
+        steps_run = self.step - start_step
+        return {
+            "steps": self.step,
+            "best_val": self.best_val,
+            "train_seconds": total_seconds,
+            "examples_per_second": steps_run * self.batches.batch_size / max(train_seconds, 1e-9),
+            "last_train": running,
+        }
+
+    def _checkpoint(self) -> None:
+        """Validate, keep the best weights, and write ``last`` (the resume point)."""
+        metrics = self.validate()
+        if metrics is None or metrics["loss"] < self.best_val:
+            self.best_val = float(metrics["loss"]) if metrics is not None else self.best_val
+            self.save(BEST)
+        self.save(LAST)
