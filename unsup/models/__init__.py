@@ -6,7 +6,7 @@ import dataclasses
 import importlib
 from typing import Any
 
-from unsup.data.base import DataSpec, Dataset
+from unsup.data.base import Dataset, DataSpec
 from unsup.errors import ConfigError
 from unsup.models.base import LikelihoodModel, Model
 from unsup.registry import Registry

@@ -83,7 +83,8 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
 
-    def validate(self, n_train: int) -> None:
+    def validate(self, n_train: int | None = None) -> None:
+        """Raise a :class:`ConfigError` for inconsistent options (and an empty training set)."""
         if self.steps is None and self.epochs is None and self.time is None:
             raise ConfigError("no training budget: give --steps, --epochs or --time")
         for name in ("steps", "epochs", "time"):
@@ -92,7 +93,7 @@ class TrainConfig:
                 raise ConfigError(f"--{name} must be positive, got {v}")
         if self.batch_size < 1:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if n_train == 0:
+        if n_train is not None and n_train == 0:
             raise ConfigError("the training set is empty")
         if self.schedule not in ("constant", "cosine"):
             raise ConfigError(f"--schedule must be constant or cosine, got {self.schedule!r}")

@@ -1,0 +1,372 @@
+"""The ``unsup`` command line: train, eval, sample, list.
+
+Each command is a thin layer over the library: data from :func:`unsup.data.load`, models from
+:func:`unsup.create`, training from :class:`unsup.train.Trainer`. Errors the user can fix are printed
+as one line (``unsup: error: ...``) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unsup import data as udata
+from unsup.errors import ConfigError, UnsupError
+from unsup.models import MODELS, LikelihoodModel
+from unsup.models import names as model_names
+from unsup.train import LAST, TrainConfig, Trainer, evaluate, load_run, select_device
+from unsup.train.trainer import seed_everything
+
+DESCRIPTION = """Deep unsupervised learning: train, evaluate and sample likelihood models.
+
+Start with:
+  unsup train pixelcnn --data digits --represent binary --steps 500 --out runs/digits
+  unsup eval runs/digits
+  unsup sample runs/digits --n 64 --out samples.png
+"""
+
+TRAIN_EPILOG = """examples:
+  unsup train made --data digits --represent binary --steps 2000 --out runs/made
+  unsup train pixelcnn --preset course --data fashion-mnist --represent binary --time 10m --out runs/pcnn
+  unsup train histogram --data toy-2d-image --epochs 20 --out runs/hist
+  unsup train pixelcnn --help      (lists the model's own options and presets)
+
+Runs write last.safetensors (resume point), best.safetensors (lowest validation loss),
+metrics.csv, tb/ (TensorBoard: tensorboard --logdir DIR/tb), samples.png and test.json.
+Interrupted? Run the same command with --resume to continue exactly where it stopped."""
+
+
+_D = TrainConfig()  # the CLI's defaults are the loop's defaults
+
+
+def parse_duration(text: str) -> float:
+    """``"90"`` / ``"90s"`` / ``"10m"`` / ``"1.5h"`` -> seconds."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected a duration like 90s, 10m or 1h, got {text!r}")
+    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def parse_key_values(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"--data-opt expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _attribute_docs(doc: str) -> dict[str, str]:
+    """The ``Attributes:`` section of a Google-style docstring as {name: text}."""
+    out: dict[str, str] = {}
+    lines = doc.expandtabs().splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "Attributes:")
+    except StopIteration:
+        return out
+    indent, current = None, None
+    for line in lines[start + 1:]:
+        if not line.strip():
+            continue
+        width = len(line) - len(line.lstrip())
+        indent = indent if indent is not None else width
+        if width < indent:
+            break
+        m = re.match(r"\s*(\w+)(?: \(.*?\))?: (.*)", line)
+        if width == indent and m:
+            current = m.group(1)
+            out[current] = m.group(2).strip()
+        elif current:
+            out[current] += " " + line.strip()
+    return out
+
+
+def _add_model_options(parser: argparse.ArgumentParser, name: str) -> None:
+    """Expose the fields of the model's config dataclass as ``--field-name`` options."""
+    entry = MODELS.entry(name)
+    cls = entry.obj.Config
+    hints = typing.get_type_hints(cls)
+    presets = entry.meta["presets"]
+    group = parser.add_argument_group(
+        f"{name} options (defaults: the CPU configuration"
+        + (f"; presets: {', '.join(presets)}" if presets else "") + ")")
+    taken = {a for action in parser._actions for a in action.option_strings}
+    docs = _attribute_docs(cls.__doc__ or "")
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        if flag in taken:
+            raise RuntimeError(f"model option {flag} of {name} clashes with a training option")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        hint = hints[f.name]
+        if typing.get_origin(hint) in (list, tuple):
+            base = hint
+        else:  # Optional[X] / X | None -> X
+            base = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": f"(default: {default})"}
+        if base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(base) in (list, tuple):
+            kwargs.update(nargs="+", type=typing.get_args(base)[0], metavar="N")
+        elif base in (int, float, str):
+            kwargs["type"] = base
+        if f.name in docs:
+            kwargs["help"] = f"{docs[f.name]} {kwargs['help']}"
+        group.add_argument(flag, dest=f"model.{f.name}", **kwargs)
+
+
+def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="unsup", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    t = sub.add_parser("train", help="train a model on a dataset", epilog=TRAIN_EPILOG,
+                       formatter_class=fmt, description="Train MODEL on a dataset, then report "
+                       "its test bits/dim and save a sample grid.")
+    t.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(model_names())}")
+    d = t.add_argument_group("data")
+    d.add_argument("--data", default="digits", metavar="NAME",
+                   help="dataset name (`unsup list`); image-folder:PATH, text:PATH, colored-NAME "
+                   "(default: digits)")
+    d.add_argument("--represent", default="native", metavar="REP",
+                   help="native, binary, binary-dynamic, levels:K, uint8 or float (default: native)")
+    d.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="look for dataset files here first (default: $UNSUP_DATA)")
+    d.add_argument("--download", action="store_true",
+                   help="download missing files from the official location (checksum-verified)")
+    d.add_argument("--data-opt", action="append", metavar="KEY=VALUE",
+                   help="dataset option, repeatable (e.g. size=32, length=256)")
+    d.add_argument("--val-fraction", type=float, default=0.1, help="held-out part of train")
+    o = t.add_argument_group("training")
+    o.add_argument("--out", required=True, metavar="DIR", help="run directory")
+    o.add_argument("--preset", default=None, help="named model configuration (e.g. paper)")
+    o.add_argument("--steps", type=int, help="budget in optimiser steps")
+    o.add_argument("--epochs", type=float, help="budget in passes over the training set")
+    o.add_argument("--time", type=parse_duration, metavar="DURATION",
+                   help="budget in wall-clock time: 90s, 10m, 1h")
+    o.add_argument("--batch-size", type=int, default=_D.batch_size)
+    o.add_argument("--lr", type=float, default=_D.lr, help="peak learning rate (AdamW)")
+    o.add_argument("--weight-decay", type=float, default=_D.weight_decay)
+    o.add_argument("--warmup", type=int, default=_D.warmup, help="linear warm-up steps")
+    o.add_argument("--schedule", choices=("constant", "cosine"), default=_D.schedule)
+    o.add_argument("--clip", type=float, default=_D.clip, help="max gradient norm (0: off)")
+    o.add_argument("--ema", type=float, default=_D.ema, help="EMA decay of weights (0: off)")
+    o.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=_D.amp,
+                   help="mixed precision (auto: on for CUDA)")
+    o.add_argument("--device", default=_D.device, help="auto, cpu, cuda, cuda:N or mps")
+    o.add_argument("--seed", type=int, default=_D.seed)
+    o.add_argument("--eval-every", type=int, default=_D.eval_every, help="validate+checkpoint every N steps")
+    o.add_argument("--eval-batches", type=int, default=_D.eval_batches, help="cap validation batches (0: all)")
+    o.add_argument("--log-every", type=int, default=_D.log_every)
+    o.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    o.add_argument("--no-tensorboard", action="store_true", help="write only metrics.csv")
+    o.add_argument("--resume", action="store_true", help="continue the run in --out")
+    o.add_argument("--samples", type=int, default=64, help="samples to draw at the end (0: none)")
+    if model is not None:
+        _add_model_options(t, model)
+
+    e = sub.add_parser("eval", help="test NLL and bits/dim of a trained run", formatter_class=fmt,
+                       epilog="example:\n  unsup eval runs/digits --json")
+    e.add_argument("run", metavar="DIR", help="a run directory written by `unsup train`")
+    e.add_argument("--split", choices=udata.SPLITS, default="test")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--data-dir", default=None, metavar="DIR")
+
+    s = sub.add_parser("sample", help="draw samples from a trained run", formatter_class=fmt,
+                       epilog="example:\n  unsup sample runs/digits --n 64 --out samples.png "
+                       "--temperature 0.9")
+    s.add_argument("run", metavar="DIR")
+    s.add_argument("--n", type=int, default=64, help="number of samples")
+    s.add_argument("--out", required=True, metavar="FILE.png")
+    s.add_argument("--temperature", type=float, default=1.0,
+                   help="divide logits by T (<1: sharper, >1: more diverse)")
+    s.add_argument("--label", type=int, default=None, help="class for conditional models")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--device", default="auto")
+
+    sub.add_parser("list", help="models and datasets, one line each")
+    return p
+
+
+def _load_data(args: argparse.Namespace, split: str, meta: dict[str, Any] | None = None):
+    d = meta or {}
+    return udata.load(
+        d.get("name", getattr(args, "data", None)), split,
+        d.get("representation", getattr(args, "represent", "native")),
+        root=getattr(args, "data_dir", None) or d.get("root"),
+        download=getattr(args, "download", False) or d.get("download", False),
+        val_fraction=d.get("val_fraction", getattr(args, "val_fraction", 0.1)),
+        seed=d.get("seed", getattr(args, "seed", 0)),
+        **(d.get("options") or parse_key_values(getattr(args, "data_opt", None))),
+    )
+
+
+def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | None) -> list[Path]:
+    from unsup.plots import save_density, save_samples
+
+    written = []
+    if not isinstance(model, LikelihoodModel) or n <= 0:
+        return written
+    torch.manual_seed(0)
+    y = None
+    if getattr(model.config, "conditional", False) and spec.num_classes:
+        y = torch.arange(n, device=model.device) % spec.num_classes
+    x = model.sample(n, y=y)
+    if spec.kind == "image" or (spec.kind == "vector" and spec.shape in ((1,), (2,))):
+        save_samples(x, spec, out_dir / "samples.png")
+        written.append(out_dir / "samples.png")
+    if spec.kind == "vector" and spec.shape in ((1,), (2,)) and spec.levels and test_x is not None:
+        save_density(model, spec, test_x, out_dir / "density.png")
+        written.append(out_dir / "density.png")
+    return written
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if (out / LAST).exists() and not args.resume:
+        raise ConfigError(f"{out} already holds a run; add --resume to continue it or choose "
+                          f"another --out")
+    if args.resume and not (out / LAST).exists():
+        raise ConfigError(f"--resume: {out} holds no {LAST} to continue from")
+    options = {k[len("model."):]: v for k, v in vars(args).items() if k.startswith("model.")}
+    cfg = TrainConfig(
+        steps=args.steps, epochs=args.epochs, time=args.time, batch_size=args.batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, schedule=args.schedule,
+        clip=args.clip, ema=args.ema, amp=args.amp, device=args.device, seed=args.seed,
+        eval_every=args.eval_every, eval_batches=args.eval_batches, log_every=args.log_every,
+        progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+    cfg.validate()  # before the (possibly slow) data loading
+    train = _load_data(args, "train")
+    val = _load_data(args, "val")
+    from unsup.models import create
+
+    seed_everything(args.seed)  # initialisation is part of what --seed repeats
+    model = create(args.model, data=train, preset=args.preset, **options)
+    data_meta = {"name": args.data, "representation": args.represent, "root": args.data_dir,
+                 "download": args.download, "val_fraction": args.val_fraction, "seed": args.seed,
+                 "options": parse_key_values(args.data_opt)}
+    meta = {"model": args.model, "preset": args.preset,
+            "model_config": dataclasses.asdict(model.config), "spec": train.spec.to_dict(),
+            "data": data_meta}
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{args.model}: {n_params:,} parameters; {train.name} {train.spec.shape} "
+          f"levels={train.spec.levels}: {len(train)} train / {len(val)} val; "
+          f"device {select_device(args.device)}", file=sys.stderr)
+    trainer = Trainer(model, train, val, cfg, out=out, meta=meta)
+    summary = trainer.fit(resume=args.resume)
+    (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f}s "
+          f"({summary['examples_per_second']:.0f} examples/s); best val loss "
+          f"{summary['best_val']:.4f}", file=sys.stderr)
+    best, _ = load_run(out, "best", device=trainer.device)
+    test = _load_data(args, "test")
+    result = _evaluate_report(best, test, meta, args.batch_size * 4)
+    (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
+    test_x = test.x if isinstance(test, udata.TensorDataset) else None
+    for path in _write_pictures(best, best.spec, out, args.samples, test_x):
+        print(f"wrote {path}", file=sys.stderr)
+    print(_describe(result))
+    return 0
+
+
+def _evaluate_report(model, ds, meta: dict[str, Any], batch_size: int) -> dict[str, Any]:
+    m = evaluate(model, ds, batch_size)
+    result = {"model": meta.get("model"), "data": meta.get("data", {}).get("name"),
+              "representation": meta.get("data", {}).get("representation"),
+              "split": ds.split, "n": m.pop("n"), "step": meta.get("step")}
+    if "nll" in m:
+        result.update(nll_nats=m["nll"], bpd=m["bpd"], exact=m["exact"],
+                      nats_per_dim=m["loss"])
+    else:
+        result.update(m)
+    return result
+
+
+def _describe(r: dict[str, Any]) -> str:
+    if "bpd" in r:
+        kind = "exact" if r["exact"] else "upper bound (the model's log_prob is a lower bound)"
+        return (f"{r['split']}: {r['bpd']:.4f} bits/dim, NLL {r['nll_nats']:.3f} nats/example "
+                f"({r['nats_per_dim']:.4f} nats/dim) over {r['n']} examples, {kind}")
+    return f"{r['split']}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()
+                                          if isinstance(v, float))
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    device = select_device(args.device)
+    model, meta = load_run(args.run, "best", device=device)
+    ds = _load_data(args, args.split, meta["data"])
+    result = _evaluate_report(model, ds, meta, args.batch_size)
+    print(json.dumps(result) if args.json else _describe(result))
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from unsup.plots import save_samples
+
+    if args.n < 1:
+        raise ConfigError(f"--n must be at least 1, got {args.n}")
+    if args.temperature <= 0:
+        raise ConfigError(f"--temperature must be positive, got {args.temperature}")
+    model, meta = load_run(args.run, "best", device=select_device(args.device))
+    if not isinstance(model, LikelihoodModel):
+        raise ConfigError(f"{meta['model']} cannot sample")
+    torch.manual_seed(args.seed)
+    y = None
+    if args.label is not None:
+        if not getattr(model.config, "conditional", False):
+            raise ConfigError(f"--label: this {meta['model']} run is not class-conditional")
+        if not 0 <= args.label < (model.spec.num_classes or 0):
+            raise ConfigError(f"--label must be in [0, {model.spec.num_classes - 1}]")
+        y = torch.full((args.n,), args.label, dtype=torch.long, device=model.device)
+    elif getattr(model.config, "conditional", False):
+        y = torch.arange(args.n, device=model.device) % model.spec.num_classes
+    x = model.sample(args.n, y=y, temperature=args.temperature)
+    save_samples(x, model.spec, args.out, title=f"{meta['model']}, T={args.temperature}")
+    print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print("models:")
+    for e in MODELS:
+        presets = e.meta["presets"]
+        extra = f" [presets: {', '.join(presets)}]" if presets else ""
+        print(f"  {e.name:<20} {e.summary}{extra}")
+    print("datasets:")
+    for e in udata.DATASETS:
+        print(f"  {e.name:<20} {e.summary}")
+    print("representations: " + ", ".join(udata.REPRESENTATIONS))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        udata.names()  # register all sources
+        model_names()  # and all models
+        model = argv[1] if len(argv) > 1 and argv[0] == "train" and argv[1] in MODELS else None
+        args = _build_parser(model).parse_args(argv)
+        handler = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "list": cmd_list}
+        return handler[args.command](args)
+    except UnsupError as e:
+        print(f"unsup: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("unsup: interrupted; continue a training run with the same command and --resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
