@@ -101,3 +101,20 @@ def test_user_errors_are_one_line_and_exit_2(argv, message, capsys, tmp_path, mo
 def test_durations():
     assert parse_duration("90") == 90 and parse_duration("10m") == 600
     assert parse_duration("1.5h") == 5400
+
+
+def test_class_conditional_sampling_by_label(trained, tmp_path, capsys):
+    out = tmp_path / "cond"
+    code, _, _ = run(capsys, "train", "pixelcnn", "--data", "digits", "--represent", "binary",
+                     "--steps", "3", "--out", str(out), "--no-progress", "--conditional",
+                     "--hidden", "8", "--num-layers", "1", "--samples", "10")
+    assert code == 0
+    code, _, _ = run(capsys, "sample", str(out), "--n", "4", "--label", "3",
+                     "--out", str(tmp_path / "three.png"))
+    assert code == 0 and (tmp_path / "three.png").exists()
+    code, _, err = run(capsys, "sample", str(out), "--n", "4", "--label", "12",
+                       "--out", str(tmp_path / "x.png"))
+    assert code == 2 and "labels in [0, 9]" in err
+    code, _, err = run(capsys, "sample", str(trained), "--n", "4", "--label", "3",
+                       "--out", str(tmp_path / "y.png"))
+    assert code == 2 and "not class-conditional" in err

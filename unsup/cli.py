@@ -164,8 +164,10 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
                    help="mixed precision (auto: on for CUDA)")
     o.add_argument("--device", default=_D.device, help="auto, cpu, cuda, cuda:N or mps")
     o.add_argument("--seed", type=int, default=_D.seed)
-    o.add_argument("--eval-every", type=int, default=_D.eval_every, help="validate+checkpoint every N steps")
-    o.add_argument("--eval-batches", type=int, default=_D.eval_batches, help="cap validation batches (0: all)")
+    o.add_argument("--eval-every", type=int, default=_D.eval_every,
+                   help="validate and checkpoint every N steps")
+    o.add_argument("--eval-batches", type=int, default=_D.eval_batches,
+                   help="cap validation batches (0: all)")
     o.add_argument("--log-every", type=int, default=_D.log_every)
     o.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     o.add_argument("--no-tensorboard", action="store_true", help="write only metrics.csv")
@@ -219,10 +221,7 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
     if not isinstance(model, LikelihoodModel) or n <= 0:
         return written
     torch.manual_seed(0)
-    y = None
-    if getattr(model.config, "conditional", False) and spec.num_classes:
-        y = torch.arange(n, device=model.device) % spec.num_classes
-    x = model.sample(n, y=y)
+    x = model.sample(n)  # conditional models: one class per column
     if spec.kind == "image" or (spec.kind == "vector" and spec.shape in ((1,), (2,))):
         save_samples(x, spec, out_dir / "samples.png")
         written.append(out_dir / "samples.png")
@@ -322,15 +321,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not isinstance(model, LikelihoodModel):
         raise ConfigError(f"{meta['model']} cannot sample")
     torch.manual_seed(args.seed)
-    y = None
-    if args.label is not None:
-        if not getattr(model.config, "conditional", False):
-            raise ConfigError(f"--label: this {meta['model']} run is not class-conditional")
-        if not 0 <= args.label < (model.spec.num_classes or 0):
-            raise ConfigError(f"--label must be in [0, {model.spec.num_classes - 1}]")
-        y = torch.full((args.n,), args.label, dtype=torch.long, device=model.device)
-    elif getattr(model.config, "conditional", False):
-        y = torch.arange(args.n, device=model.device) % model.spec.num_classes
+    y = None if args.label is None else torch.full((args.n,), args.label, dtype=torch.long)
     x = model.sample(args.n, y=y, temperature=args.temperature)
     save_samples(x, model.spec, args.out, title=f"{meta['model']}, T={args.temperature}")
     print(f"wrote {args.n} samples to {args.out}")

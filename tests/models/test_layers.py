@@ -8,11 +8,11 @@ import torch.nn.functional as F
 from scipy import stats
 
 from unsup.errors import ConfigError
+from unsup.models.base import check_labels
 from unsup.models.layers import (
     MaskedConv2d,
     MaskedLinear,
     categorical_log_prob,
-    check_labels,
     conv_mask,
     discretized_logistic_mixture_log_prob,
     discretized_logistic_mixture_table,

@@ -204,14 +204,14 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-def shared_file(relpath: str, req: Request | None = None) -> Path:
-    """Find a file shipped in the project's ``shared/data`` directory.
+def shared_file(relpath: str, req: Request | None = None, sha256: str | None = None) -> Path:
+    """Find a file shipped in the project's ``shared/data`` directory (and check its sha256).
 
     Looks in ``req.root``, ``$UNSUP_SHARED/data``, ``<repo>/../shared/data`` and
     ``<cwd>/../shared/data`` (in that order).
 
     Raises:
-        DataError: naming every place looked in.
+        DataError: naming every place looked in, or the file's checksum mismatch.
     """
     candidates: list[Path] = []
     if req is not None and req.root is not None:
@@ -222,6 +222,9 @@ def shared_file(relpath: str, req: Request | None = None) -> Path:
                    Path.cwd().parent / "shared" / "data" / relpath]
     for c in candidates:
         if c.is_file():
+            if sha256 is not None and (actual := sha256sum(c)) != sha256:
+                raise DataError(f"{c}: checksum mismatch: expected sha256 {sha256}, got {actual}; "
+                                f"the file is damaged or not the one unsup expects")
             return c
     raise DataError(
         f"{Path(relpath).name} not found; looked in {', '.join(map(str, candidates))}. Set "

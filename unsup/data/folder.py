@@ -42,7 +42,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from unsup.data.base import DataSpec, TensorDataset
-from unsup.data.download import sha256sum, shared_file
+from unsup.data.download import shared_file
 from unsup.data.registry import DATASETS, Request, cache_dir, with_val_split
 from unsup.errors import ConfigError, DataError
 
@@ -317,9 +317,5 @@ def image_folder(req: Request) -> TensorDataset:
     "CIFAR-10 as JPEGs (lossy) from shared/data, 3x32x32, 10 classes (50k/10k)",
 )
 def cifar10_jpeg(req: Request) -> TensorDataset:
-    path = shared_file(CIFAR10_JPEG, req)
-    actual = sha256sum(path)
-    if actual != CIFAR10_JPEG_SHA256:
-        raise DataError(f"{path}: checksum mismatch: expected sha256 {CIFAR10_JPEG_SHA256}, got "
-                        f"{actual}; the shared copy is damaged")
+    path = shared_file(CIFAR10_JPEG, req, sha256=CIFAR10_JPEG_SHA256)
     return load_image_folder(req, path, "cifar10-jpeg")

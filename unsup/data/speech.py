@@ -35,7 +35,7 @@ import torch
 from tqdm import tqdm
 
 from unsup.data.base import DataSpec, TensorDataset
-from unsup.data.download import sha256sum, shared_file
+from unsup.data.download import shared_file
 from unsup.data.registry import DATASETS, Request, cache_dir
 from unsup.data.text import BIBLE, BIBLE_SHA256
 from unsup.errors import ConfigError, DataError
@@ -191,9 +191,7 @@ def speech(req: Request) -> TensorDataset:
     key = hashlib.sha256(json.dumps([_FORMAT, BIBLE_SHA256, voices, m]).encode()).hexdigest()[:16]
     dest = cache_dir() / "speech" / key
     if not (dest / "manifest.json").is_file():
-        path = shared_file(BIBLE, req)
-        if sha256sum(path) != BIBLE_SHA256:
-            raise DataError(f"{path}: checksum mismatch: this is not the Canterbury bible.txt")
+        path = shared_file(BIBLE, req, sha256=BIBLE_SHA256)
         generate(dest, voices, pick_sentences(path.read_text(encoding="ascii"), m))
     manifest, audio = load_cache(dest)
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from unsup.data.base import WindowDataset
-from unsup.data.download import sha256sum, shared_file
+from unsup.data.download import shared_file
 from unsup.data.registry import DATASETS, Request
 from unsup.errors import ConfigError, DataError
 
@@ -84,9 +84,5 @@ def text_file(req: Request) -> WindowDataset:
     "the King James Bible (Canterbury corpus), 4 MB of bytes; options length, stride, mode",
 )
 def bible(req: Request) -> WindowDataset:
-    path = shared_file(BIBLE, req)
-    actual = sha256sum(path)
-    if actual != BIBLE_SHA256:
-        raise DataError(f"{path}: checksum mismatch: expected sha256 {BIBLE_SHA256}, got {actual}; "
-                        f"this is not the Canterbury corpus bible.txt")
+    path = shared_file(BIBLE, req, sha256=BIBLE_SHA256)
     return text_windows(req, path.read_bytes(), "bible")

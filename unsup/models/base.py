@@ -32,6 +32,26 @@ def nats_to_bits_per_dim(nats_per_example: float | torch.Tensor, dims: int) -> A
     return nats_per_example / (dims * LN2)
 
 
+def check_labels(
+    y: torch.Tensor | None, num_classes: int, batch_size: int, name: str
+) -> torch.Tensor:
+    """Validate class labels for a class-conditional model and return them as a long tensor.
+
+    Raises:
+        ConfigError: ``y`` missing, not a 1-D integer tensor of length ``batch_size``, or out of
+            ``[0, num_classes)``.
+    """
+    if y is None:
+        raise ConfigError(f"{name} is class-conditional: pass labels y (the data must be labelled)")
+    if y.is_floating_point() or y.dim() != 1 or len(y) != batch_size:
+        raise ConfigError(f"{name} expects y as {batch_size} integer labels, got {y.dtype} "
+                          f"of shape {tuple(y.shape)}")
+    if y.numel() and (y.min() < 0 or y.max() >= num_classes):
+        raise ConfigError(f"{name} expects labels in [0, {num_classes - 1}], "
+                          f"got [{int(y.min())}, {int(y.max())}]")
+    return y.long()
+
+
 class Model(nn.Module):
     """Base class. Subclasses set ``Config`` and implement :meth:`loss`.
 
@@ -94,6 +114,28 @@ class LikelihoodModel(Model):
     """
 
     exact_likelihood: ClassVar[bool] = True
+    num_classes: int | None = None  # set by class-conditional models
+
+    def labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """Checked labels on the model's device for a conditional model; None otherwise."""
+        if self.num_classes is None:
+            return None
+        return check_labels(y, self.num_classes, n, f"conditional {type(self).__name__}").to(
+            self.device)
+
+    def sample_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """Labels to sample with: ``y``, or ``arange(n) % num_classes`` (one class per column of
+        a grid) for a conditional model.
+
+        Raises:
+            ConfigError: ``y`` given to an unconditional model, or invalid labels.
+        """
+        if self.num_classes is None and y is not None:
+            raise ConfigError(f"this {type(self).__name__} is not class-conditional; train it with "
+                              f"--conditional to sample given a label")
+        if self.num_classes is not None and y is None:
+            y = torch.arange(n) % self.num_classes
+        return self.labels(y, n)
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) (or log p(x | y)) in nats, shape ``(B,)``."""
@@ -118,6 +160,9 @@ class LikelihoodModel(Model):
                                   f"got [{int(x.min())}, {int(x.max())}]")
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        nll = -self.log_prob(batch["x"], batch.get("y")).mean()
-        per_dim = nll / self.spec.dims
+        return self.nll_loss(self.log_prob(batch["x"], batch.get("y")))
+
+    def nll_loss(self, log_prob: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The training loss of per-example log-likelihoods: NLL in nats/dim, and bits/dim."""
+        per_dim = -log_prob.mean() / self.spec.dims
         return {"loss": per_dim, "bpd": per_dim / LN2}

@@ -264,26 +264,3 @@ def discretized_logistic_mixture_table(
         x, logit_pi.unsqueeze(0), mu.unsqueeze(0), log_s.unsqueeze(0), levels
     )  # (L, *S)
     return table.movedim(0, -1)  # (*S, L)
-
-
-# --------------------------------------------------------------------------------- labels
-
-
-def check_labels(
-    y: torch.Tensor | None, num_classes: int, batch_size: int, name: str
-) -> torch.Tensor:
-    """Validate class labels for a class-conditional model and return them as a long tensor.
-
-    Raises:
-        ConfigError: ``y`` missing, not a 1-D integer tensor of length ``batch_size``, or out of
-            ``[0, num_classes)``.
-    """
-    if y is None:
-        raise ConfigError(f"{name} is class-conditional: pass labels y (the data must be labelled)")
-    if y.is_floating_point() or y.dim() != 1 or len(y) != batch_size:
-        raise ConfigError(f"{name} expects y as {batch_size} integer labels, got {y.dtype} "
-                          f"of shape {tuple(y.shape)}")
-    if y.numel() and (y.min() < 0 or y.max() >= num_classes):
-        raise ConfigError(f"{name} expects labels in [0, {num_classes - 1}], "
-                          f"got [{int(y.min())}, {int(y.max())}]")
-    return y.long()

@@ -52,11 +52,10 @@ from torch import nn
 from unsup.data.base import DataSpec
 from unsup.errors import ConfigError
 from unsup.models import register
-from unsup.models.base import LN2, Batch, LikelihoodModel
+from unsup.models.base import Batch, LikelihoodModel
 from unsup.models.layers import (
     MaskedLinear,
     categorical_log_prob,
-    check_labels,
     check_temperature,
     sample_categorical,
 )
@@ -226,17 +225,12 @@ class MADE(LikelihoodModel):
             h = h + self.label_out(onehot_y)
         return h.view(len(h), self.d, self.levels)  # (B, D, L)
 
-    def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        if self.num_classes is None:
-            return None
-        return check_labels(y, self.num_classes, n, "conditional MADE").to(self.device)
-
     def _prepare(
         self, x: torch.Tensor, y: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         self.check_input(x)
         x = x.to(self.device)
-        return x, self.encode(x), self._labels(y, len(x))
+        return x, self.encode(x), self.labels(y, len(x))
 
     def log_prob_mask(self, x: torch.Tensor, y: torch.Tensor | None, k: int) -> torch.Tensor:
         """log p_k(x) under the single mask ``k``, shape ``(B,)``."""
@@ -260,8 +254,7 @@ class MADE(LikelihoodModel):
             lp = self.log_prob_mask(batch["x"], batch.get("y"), k)
         else:
             lp = self.log_prob(batch["x"], batch.get("y"))
-        per_dim = -lp.mean() / self.d
-        return {"loss": per_dim, "bpd": per_dim / LN2}
+        return self.nll_loss(lp)
 
     # ---------------------------------------------------------------------------- sampling
 
@@ -279,11 +272,7 @@ class MADE(LikelihoodModel):
             ConfigError: ``y`` given to an unconditional model, or invalid labels.
         """
         check_temperature(temperature)
-        if self.num_classes is None and y is not None:
-            raise ConfigError("this MADE is not class-conditional; train with conditional=True")
-        if self.num_classes is not None and y is None:
-            y = torch.arange(n) % self.num_classes
-        y = self._labels(y, n)
+        y = self.sample_labels(y, n)
         x = torch.zeros(n, self.d, dtype=torch.long, device=self.device)  # (n, D)
         member = torch.randint(self.config.num_masks, (n,)).to(self.device)
         for k in range(self.config.num_masks):

@@ -52,7 +52,6 @@ from unsup.models.base import LikelihoodModel
 from unsup.models.layers import (
     MaskedConv2d,
     categorical_log_prob,
-    check_labels,
     check_temperature,
     sample_categorical,
 )
@@ -213,16 +212,11 @@ class PixelCNN(LikelihoodModel):
         out = out.view(b, self.channels, self.levels, self.height, self.width)  # (B, C, L, H, W)
         return out.permute(0, 1, 3, 4, 2)  # (B, C, H, W, L)
 
-    def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        if self.num_classes is None:
-            return None
-        return check_labels(y, self.num_classes, n, "conditional PixelCNN").to(self.device)
-
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) (or log p(x | y)) in nats, shape ``(B,)``; ``y`` is ignored if unconditional."""
         self.check_input(x)
         x = x.to(self.device).view(len(x), *self.image_shape)
-        return categorical_log_prob(self.logits(self.scale(x), self._labels(y, len(x))), x)
+        return categorical_log_prob(self.logits(self.scale(x), self.labels(y, len(x))), x)
 
     # ---------------------------------------------------------------------------- sampling
 
@@ -241,11 +235,7 @@ class PixelCNN(LikelihoodModel):
             ConfigError: ``y`` given to an unconditional model, or invalid labels.
         """
         check_temperature(temperature)
-        if self.num_classes is None and y is not None:
-            raise ConfigError("this PixelCNN is not class-conditional; train with conditional=True")
-        if self.num_classes is not None and y is None:
-            y = torch.arange(n) % self.num_classes
-        y = self._labels(y, n)
+        y = self.sample_labels(y, n)
         x = torch.zeros(n, self.channels, self.height, self.width, dtype=torch.long,
                         device=self.device)
         sequential = self.groups > 1

@@ -384,6 +384,8 @@ class Trainer:
                                     "value": f"{v:.6g}", "time": f"{time.time():.3f}"})
             if self._tb is not None:
                 self._tb.add_scalar(f"{split}/{k}", v, self.step)
+        if self._csv is not None:
+            self._csv_file.flush()  # so that `tail -f metrics.csv` shows progress
 
     def _close_logs(self) -> None:
         if self._csv is not None:
