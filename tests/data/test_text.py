@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,8 @@ def test_real_bible() -> None:
     try:
         download.shared_file("text/bible.txt")
     except DataError as e:
+        if os.environ.get("CI"):  # CI has ../shared beside the clone: the file must be there
+            raise
         pytest.skip(f"shared/data/text/bible.txt not available: {e}")
     test = load("bible", "test", length=1000)
     assert len(test) == int(4047392 * 0.1) // 1000

@@ -122,8 +122,7 @@ class Histogram(LikelihoodModel):
         Raises:
             ConfigError: ``y`` given (the histogram is not class-conditional).
         """
-        if y is not None:
-            raise ConfigError("histogram is not class-conditional; sample without y")
+        self.sample_labels(y, n)  # raises: not class-conditional
         cells = sample_categorical(self.logits.flatten().expand(n, -1), temperature)  # (n,)
         if self.d == 1:
             return cells[:, None]

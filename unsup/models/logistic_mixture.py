@@ -102,7 +102,6 @@ class LogisticMixture(LikelihoodModel):
         Raises:
             ConfigError: ``y`` given (the mixture is not class-conditional).
         """
-        if y is not None:
-            raise ConfigError("logistic-mixture is not class-conditional; sample without y")
+        self.sample_labels(y, n)  # raises: not class-conditional
         table = self.log_prob_table().expand(n, -1)  # (n, L)
         return sample_categorical(table, temperature)[:, None]
