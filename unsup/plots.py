@@ -33,7 +33,7 @@ def image_grid(x: torch.Tensor, levels: int | None, *, ncol: int | None = None,
         top, left = pad + r * (h + pad), pad + q * (w + pad)
         grid[top:top + h, left:left + w] = imgs[i]
     img = Image.fromarray(grid[..., 0] if c == 1 else grid)
-    scale = scale or max(1, 256 // max(grid.shape[:2]) + (1 if max(h, w) < 16 else 0))
+    scale = scale or max(1, round(512 / max(grid.shape[:2])))  # about 512 px: legible when opened
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     return img
@@ -71,8 +71,27 @@ def save_samples(x: torch.Tensor, spec: DataSpec, path: str | Path, title: str =
         fig.savefig(path, dpi=100)
         plt.close(fig)
         return
+    if spec.kind == "sequence":
+        raise ConfigError(f"no picture for sequences of shape {spec.shape}; write samples as "
+                          f"sound (FILE.wav, audio data) or text (FILE.txt)")
     raise ConfigError(f"no picture for {spec.kind} data of shape {spec.shape}; "
                       f"sample grids need images or 1-D/2-D vectors")
+
+
+def save_completions(x: torch.Tensor, known: torch.Tensor, completed: torch.Tensor,
+                     spec: DataSpec, path: str | Path) -> None:
+    """Save one row per image: the original, the part the model was shown (hidden pixels grey)
+    and the model's completion."""
+    def unit(t: torch.Tensor) -> torch.Tensor:  # levels -> [0, 1]
+        t = t.detach().float().cpu()
+        return t / (spec.levels - 1) if spec.levels is not None else t.clamp(0, 1)
+
+    original = unit(x)
+    occluded = torch.where(known.cpu().expand_as(original), original, 0.5)
+    rows = torch.stack([original, occluded, unit(completed)], 1).flatten(0, 1)  # (3N, C, H, W)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(rows, None, ncol=3).save(path)
 
 
 @torch.no_grad()
