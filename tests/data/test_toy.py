@@ -60,7 +60,7 @@ def test_toy_2d_image_follows_the_image() -> None:
     d = 10
     x = load("toy-2d-image", "train", n=50000, d=d).x.numpy()
     emp = np.zeros((d, d))
-    np.add.at(emp, (x[:, 0], x[:, 1]), 1)
+    np.add.at(emp, (d - 1 - x[:, 1], x[:, 0]), 1)  # (x1, x2) = (column, height): back to (row, col)
     p = toy.image_density(d)
     assert np.corrcoef(emp.ravel(), p.ravel())[0, 1] > 0.97
     with pytest.raises(ConfigError, match="d=1"):

@@ -16,7 +16,7 @@ Sizes: option ``n`` (training examples) and ``n_test``.
 Both clip the real value to [0, 1] and map it to bin ``floor(u * d)`` (the top edge to ``d-1``),
 so values are exactly ``0 .. d-1``.
 
-2-D discrete: ``toy-2d-image``, pairs ``(x1, x2)`` = (row, column) drawn with probability
+2-D discrete: ``toy-2d-image``, pairs ``(x1, x2)`` = (column, d - 1 - row) drawn with probability
 proportional to the intensity of ``skimage.data.camera()`` downsampled to ``d x d`` (option ``d``,
 default 25; the homework used a smiley image), levels ``d``.
 
@@ -123,7 +123,7 @@ def image_density(d: int) -> np.ndarray:
 
 @DATASETS.register(
     "toy-2d-image",
-    "2-D discrete: (row, col) pairs drawn from the camera image's intensities; option d",
+    "2-D discrete: (x, y) pixel positions drawn from the camera image's intensities; option d",
 )
 def toy_2d_image(req: Request) -> TensorDataset:
     d = req.option("d", 25)
@@ -133,7 +133,10 @@ def toy_2d_image(req: Request) -> TensorDataset:
 
     def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, None]:
         flat = rng.choice(d * d, size=n, p=p)
-        return np.stack([flat // d, flat % d], axis=1), None  # (N, 2): row, column
+        row, col = flat // d, flat % d
+        # (x1, x2) = (column, height above the bottom row): plotted with x1 across and x2 up,
+        # like the continuous toys, the density shows the picture upright.
+        return np.stack([col, d - 1 - row], axis=1), None  # (N, 2)
 
     return generated(req, DataSpec((2,), d, None, "vector"), sample)
 
