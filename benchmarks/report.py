@@ -34,7 +34,7 @@ def recipes_table() -> str:
             ""]
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
-        if "command" in r:
+        if "bpd" in r and "command" in r:
             cmds.append(f"- `{path.stem}`: `{r['command']}`")
     return "\n".join(rows + cmds)
 

@@ -53,7 +53,7 @@ def through_cli(steps: int, batch_size: int, seed: int) -> float:
         cmd = [sys.executable, "-m", "unsup.cli", "train", "pixelcnn", "--preset", "course",
                "--data", "fashion-mnist", "--represent", "binary", "--steps", str(steps),
                "--batch-size", str(batch_size), "--seed", str(seed), "--eval-every", "0",
-               "--eval-batches", "1", "--samples", "0", "--no-progress", "--out", d]
+               "--eval-batches", "1", "--samples", "0", "--no-test", "--no-progress", "--out", d]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         return json.loads((Path(d) / "train.json").read_text())["examples_per_second"]
 

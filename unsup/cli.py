@@ -173,6 +173,8 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     o.add_argument("--no-tensorboard", action="store_true", help="write only metrics.csv")
     o.add_argument("--resume", action="store_true", help="continue the run in --out")
     o.add_argument("--samples", type=int, default=64, help="samples to draw at the end (0: none)")
+    o.add_argument("--no-test", action="store_true",
+                   help="skip the test-set evaluation at the end (`unsup eval DIR` does it later)")
     if model is not None:
         _add_model_options(t, model)
 
@@ -190,10 +192,19 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
                        "--temperature 0.9")
     s.add_argument("run", metavar="DIR")
     s.add_argument("--n", type=int, default=64, help="number of samples")
-    s.add_argument("--out", required=True, metavar="FILE.png")
+    s.add_argument("--out", required=True, metavar="FILE.png",
+                   help="FILE.png: a picture; FILE.wav: models of audio sequences (speech), all "
+                   "samples in one 16-bit WAV, 0.5 s of silence apart; FILE.txt: models of text "
+                   "(bible, text:PATH), decoded, samples separated by a line of dashes")
     s.add_argument("--temperature", type=float, default=1.0,
                    help="divide logits by T (<1: sharper, >1: more diverse)")
     s.add_argument("--label", type=int, default=None, help="class for conditional models")
+    s.add_argument("--naive", action="store_true",
+                   help="sample without the model's activation cache (fast=False): the same "
+                   "samples, far slower")
+    s.add_argument("--complete", type=int, default=0, metavar="N",
+                   help="instead of sampling, hide the bottom half of N test images and let the "
+                   "model fill it in; the picture has rows of original | occluded | completion")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
 
@@ -217,14 +228,14 @@ def _load_data(args: argparse.Namespace, split: str, meta: dict[str, Any] | None
 def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | None) -> list[Path]:
     from unsup.plots import save_density, save_samples
 
-    written = []
-    if not isinstance(model, LikelihoodModel) or n <= 0:
-        return written
+    written: list[Path] = []
+    pictured = spec.kind == "image" or (spec.kind == "vector" and spec.shape in ((1,), (2,)))
+    if not isinstance(model, LikelihoodModel) or n <= 0 or not pictured:
+        return written  # sequences: `unsup sample DIR --out FILE.wav|.txt`
     torch.manual_seed(0)
     x = model.sample(n)  # conditional models: one class per column
-    if spec.kind == "image" or (spec.kind == "vector" and spec.shape in ((1,), (2,))):
-        save_samples(x, spec, out_dir / "samples.png")
-        written.append(out_dir / "samples.png")
+    save_samples(x, spec, out_dir / "samples.png")
+    written.append(out_dir / "samples.png")
     if spec.kind == "vector" and spec.shape in ((1,), (2,)) and spec.levels and test_x is not None:
         save_density(model, spec, test_x, out_dir / "density.png")
         written.append(out_dir / "density.png")
@@ -268,6 +279,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f}s "
           f"({summary['examples_per_second']:.0f} examples/s); best val loss "
           f"{summary['best_val']:.4f}", file=sys.stderr)
+    if args.no_test:
+        return 0
     best, _ = load_run(out, "best", device=trainer.device)
     test = _load_data(args, "test")
     result = _evaluate_report(best, test, meta, args.batch_size * 4)
@@ -310,6 +323,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _text_vocab(model: LikelihoodModel, meta: dict[str, Any]) -> bytes:
+    """The symbol -> byte table of a text model's data (its dataset reloaded from the run)."""
+    name = meta["data"]["name"]
+    if model.spec.kind == "sequence":
+        ds = _load_data(argparse.Namespace(), "train", meta["data"])
+        vocab = getattr(ds, "vocab", None)
+        if vocab is not None and len(vocab) == model.spec.levels:
+            return vocab
+    raise ConfigError(f"text output needs a model of text (bible, text:PATH); this one models "
+                      f"{model.spec.kind} data {model.spec.shape} from {name!r}: write "
+                      + ("sound as FILE.wav" if model.spec.kind == "sequence" else
+                         "pictures as FILE.png"))
+
+
+def _write_text(x: torch.Tensor, vocab: bytes, path: str) -> None:
+    """Decode samples ``(n, T)`` through ``vocab`` and write them, a line of dashes between."""
+    texts = [bytes(vocab[s] for s in row).decode("utf-8", errors="replace")
+             for row in x.reshape(len(x), -1).tolist()]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(("\n" + "-" * 72 + "\n").join(texts) + "\n", encoding="utf-8")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from unsup.plots import save_samples
 
@@ -320,11 +356,55 @@ def cmd_sample(args: argparse.Namespace) -> int:
     model, meta = load_run(args.run, "best", device=select_device(args.device))
     if not isinstance(model, LikelihoodModel):
         raise ConfigError(f"{meta['model']} cannot sample")
+    suffix = Path(args.out).suffix.lower()
+    if suffix == ".wav":  # checked before the (slow) sampling
+        from unsup.audio import audio_format, save_audio_samples
+
+        audio_format(model.spec, meta["data"]["name"])
+    elif suffix == ".txt":
+        vocab = _text_vocab(model, meta)
+    elif model.spec.kind == "sequence":
+        raise ConfigError(f"{meta['model']} samples sequences: write them as sound, --out FILE.wav "
+                          f"(audio data), or as text, --out FILE.txt; not {suffix or args.out!r}")
     torch.manual_seed(args.seed)
+    # Models without a cache sample naively anyway, so --naive just changes nothing for them.
+    naive = {"fast": False} if args.naive and getattr(model, "supports_fast_sampling", False) else {}
+    if args.complete:
+        return _complete(args, model, meta, naive)
     y = None if args.label is None else torch.full((args.n,), args.label, dtype=torch.long)
-    x = model.sample(args.n, y=y, temperature=args.temperature)
-    save_samples(x, model.spec, args.out, title=f"{meta['model']}, T={args.temperature}")
+    x = model.sample(args.n, y=y, temperature=args.temperature, **naive)
+    if suffix == ".wav":
+        save_audio_samples(x, model.spec, meta["data"]["name"], args.out)
+    elif suffix == ".txt":
+        _write_text(x, vocab, args.out)
+    else:
+        save_samples(x, model.spec, args.out, title=f"{meta['model']}, T={args.temperature}")
     print(f"wrote {args.n} samples to {args.out}")
+    return 0
+
+
+def _complete(args: argparse.Namespace, model: LikelihoodModel, meta: dict[str, Any],
+              naive: dict[str, bool]) -> int:
+    """``unsup sample --complete N``: the model fills in the bottom half of N test images."""
+    from unsup.plots import save_completions
+
+    if args.complete < 0:
+        raise ConfigError(f"--complete must be a number of images, got {args.complete}")
+    if model.spec.kind != "image" or not hasattr(model, "complete"):
+        raise ConfigError(f"{meta['model']} cannot complete images; --complete needs an image "
+                          f"model such as pixelcnn or gated-pixelcnn")
+    test = _load_data(args, "test", meta["data"])
+    n = min(args.complete, len(test))
+    batch = test.batch(torch.arange(n))
+    x = batch["x"]
+    height, width = x.shape[-2:]
+    known = (torch.arange(height) < height // 2).view(1, 1, height, 1).expand(n, 1, height, width)
+    y = None
+    if getattr(model, "num_classes", None) is not None:  # the images' own classes, or --label
+        y = batch["y"] if args.label is None else torch.full((n,), args.label, dtype=torch.long)
+    out = model.complete(x, known, temperature=args.temperature, y=y, **naive)
+    save_completions(x, known, out, model.spec, args.out)
+    print(f"wrote {n} completions of the bottom half of test images to {args.out}")
     return 0
 
 

@@ -10,6 +10,7 @@ from scipy import stats
 from unsup.errors import ConfigError
 from unsup.models.base import check_labels
 from unsup.models.layers import (
+    CausalConv1d,
     MaskedConv2d,
     MaskedLinear,
     categorical_log_prob,
@@ -105,6 +106,16 @@ def test_sample_categorical_follows_softmax_of_logits_over_t():
         assert stats.chisquare(counts, expected).pvalue > 1e-3
 
 
+def test_sample_categorical_draws_what_torch_multinomial_draws():
+    logits = torch.randn(64, 17) * 3
+    logits[:, 0] = -float("inf")
+    torch.manual_seed(1)
+    ours = sample_categorical(logits.view(8, 8, 17), 0.7)
+    torch.manual_seed(1)
+    theirs = torch.multinomial(F.softmax(logits / 0.7, -1), 1).view(8, 8)
+    assert torch.equal(ours, theirs) and ours.shape == (8, 8)
+
+
 def test_sample_categorical_temperature_limits():
     logits = torch.randn(50, 7)
     assert torch.equal(sample_categorical(logits, 0.0), logits.argmax(-1))
@@ -185,3 +196,22 @@ def test_check_labels():
                 torch.zeros(2, 1, dtype=torch.long)):
         with pytest.raises(ConfigError):
             check_labels(bad, 3, 2, "m")
+
+
+@pytest.mark.parametrize("kernel_size,dilation", [(1, 1), (2, 1), (3, 4)])
+def test_causal_conv1d_sees_the_past_and_steps_like_the_full_pass(kernel_size, dilation):
+    torch.manual_seed(0)
+    conv = CausalConv1d(3, 2, kernel_size, dilation).double()
+    x = torch.randn(1, 3, 20, dtype=torch.float64, requires_grad=True)
+    y = conv(x)
+    assert y.shape == (1, 2, 20)
+    for t in range(20):
+        (g,) = torch.autograd.grad(y[0, :, t].sum(), x, retain_graph=True)
+        seen = g[0].abs().sum(0) > 0  # (T,)
+        taps = {t - i * dilation for i in range(kernel_size)} & set(range(20))
+        assert set(torch.nonzero(seen).flatten().tolist()) == taps
+    queue, steps = None, []
+    for t in range(20):
+        out, queue = conv.step(x[:, :, t].detach(), queue)
+        steps.append(out)
+    assert torch.allclose(torch.stack(steps, 2), y.detach(), atol=1e-12)

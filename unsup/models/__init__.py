@@ -14,7 +14,8 @@ from unsup.registry import Registry
 MODELS: Registry[type[Model]] = Registry("model")
 
 # Modules whose import registers models; one model family each.
-_MODEL_MODULES = ("histogram", "logistic_mixture", "made", "pixelcnn")
+_MODEL_MODULES = ("histogram", "logistic_mixture", "made", "pixelcnn", "wavenet", "gated_pixelcnn",
+                  "transformer", "pixelsnail", "lstm", "bytenet", "nade", "pixelcnn_pp")
 
 
 def _import_models() -> None:

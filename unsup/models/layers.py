@@ -11,6 +11,8 @@ input ``j >= i`` in the model's ordering [1, 2]:
   a feature map only carries information about earlier pixels). With ``channel_groups = G`` the
   channels are split into ``G`` ordered groups (R, G, B for colour images) and at the centre
   pixel output group ``g`` sees input groups ``< g`` (mask A) or ``<= g`` (mask B) [2, Fig. 2].
+* :class:`CausalConv1d` -- a left-padded (dilated) 1-D convolution: output ``t`` sees inputs
+  ``<= t`` (ByteNet, WaveNet), with a one-step evaluation for samplers.
 
 Output distributions over ``L`` discrete levels, as (log-)likelihood functions so that every model
 reuses and the tests check one implementation:
@@ -156,6 +158,49 @@ class MaskedConv2d(nn.Conv2d):
         return f"{super().extra_repr()}, mask_type={self.mask_type}, groups={self.channel_groups}"
 
 
+class CausalConv1d(nn.Conv1d):
+    """A 1-D convolution whose output at ``t`` sees inputs ``t - (k-1) d, .., t - d, t`` only.
+
+    ``(k - 1) d`` zeros are padded on the left, so the output has the input's length (the
+    "masked" convolution of ByteNet and WaveNet). :meth:`step` evaluates one time step from a
+    queue of the last ``(k - 1) d`` inputs, for samplers that generate one element at a time.
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        kernel_size: taps ``k >= 1``.
+        dilation: spacing ``d >= 1`` of the taps.
+        bias: add a learned bias.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 dilation: int = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation, bias=bias)
+        self.history = (kernel_size - 1) * dilation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C_in, T) -> (B, C_out, T)``."""
+        return super().forward(F.pad(x, (self.history, 0)))
+
+    def step(self, x_t: torch.Tensor, queue: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The output at one time step.
+
+        Args:
+            x_t: the input at ``t``, ``(B, C_in)``.
+            queue: the inputs at ``t - (k-1) d .. t - 1``, ``(B, C_in, (k-1) d)``, as returned by
+                the previous call; None at ``t = 0`` (zeros, like the padding).
+
+        Returns:
+            The output at ``t``, ``(B, C_out)``, and the queue for ``t + 1``.
+        """
+        if queue is None:
+            queue = x_t.new_zeros(len(x_t), x_t.shape[1], self.history)
+        window = torch.cat([queue, x_t[:, :, None]], dim=2)  # (B, C_in, (k-1) d + 1)
+        out = super().forward(window)[:, :, 0]  # (B, C_out): the one valid output position
+        return out, window[:, :, 1:]
+
+
 # ------------------------------------------------------------------------ categorical outputs
 
 
@@ -197,8 +242,10 @@ def sample_categorical(logits: torch.Tensor, temperature: float = 1.0) -> torch.
     if t == 0:
         return logits.argmax(-1)
     probs = F.softmax(logits.float() / t, dim=-1)
-    flat = probs.reshape(-1, probs.shape[-1])  # (N, L)
-    return torch.multinomial(flat, 1).reshape(probs.shape[:-1])
+    # argmax p / E with E ~ Exp(1) draws from p (the Gumbel-max trick in probability space). It is
+    # what torch.multinomial(p, 1) computes on the CPU -- the same draws for the same seed -- minus
+    # its input checks, which cost more than the draw for a few rows (a sampler's every step).
+    return (probs / torch.empty_like(probs).exponential_()).argmax(-1)
 
 
 # --------------------------------------------------------- discretized logistic mixture output

@@ -27,14 +27,18 @@ Class conditioning (``conditional=True``, [2]): every masked convolution adds a 
 ``V_l y`` of the one-hot label ``y``, broadcast over the image, so ``p(x | y)`` is again a
 normalised autoregressive model.
 
-Sampling is exact and sequential: ``HW`` (or ``HWC``) full forward passes, each filling in one
-pixel (channel) from ``softmax(logits / T)``.
+Sampling is exact and sequential, one pixel (channel) at a time from ``softmax(logits / T)``
+(:mod:`unsup.models.raster`). The naive sampler (``fast=False``) runs ``HW`` (or ``HWC``) full
+forward passes; the default caches every layer's activations and computes each once, when its
+position comes up [4] (:mod:`unsup.models.cached_conv`), for the same samples.
 
 References:
     [1] van den Oord, Kalchbrenner, Kavukcuoglu. Pixel Recurrent Neural Networks. ICML 2016.
     [2] van den Oord, Kalchbrenner, Vinyals, Espeholt, Graves, Kavukcuoglu. Conditional Image
         Generation with PixelCNN Decoders. NeurIPS 2016.
     [3] CS294-158 Deep Unsupervised Learning, UC Berkeley, homework 1 (2020).
+    [4] Ramachandran et al. Fast Generation for Convolutional Autoregressive Models. ICLR 2017
+        workshop.
 """
 
 from __future__ import annotations
@@ -48,13 +52,9 @@ from torch import nn
 from unsup.data.base import DataSpec
 from unsup.errors import ConfigError
 from unsup.models import register
-from unsup.models.base import LikelihoodModel
-from unsup.models.layers import (
-    MaskedConv2d,
-    categorical_log_prob,
-    check_temperature,
-    sample_categorical,
-)
+from unsup.models.cached_conv import ConvCache, ConvFn, dense
+from unsup.models.layers import MaskedConv2d, categorical_log_prob
+from unsup.models.raster import RasterSampling, StepFn
 
 CHANNEL_DEPENDENCE = ("independent", "autoregressive")
 
@@ -94,11 +94,12 @@ class ResidualBlock(nn.Module):
         self.conv = MaskedConv2d(h, h, kernel_size, "B", channel_groups=groups)
         self.expand = MaskedConv2d(h, channels, 1, "B", channel_groups=groups)
 
-    def forward(self, x: torch.Tensor, label_bias: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv(F.relu(self.reduce(F.relu(x))))
+    def forward(self, x: torch.Tensor, label_bias: torch.Tensor | None = None,
+                conv: ConvFn = dense) -> torch.Tensor:
+        h = conv(self.conv, F.relu(conv(self.reduce, F.relu(x))))
         if label_bias is not None:
             h = h + label_bias
-        return x + self.expand(F.relu(h))
+        return x + conv(self.expand, F.relu(h))
 
 
 @register(
@@ -117,7 +118,7 @@ class ResidualBlock(nn.Module):
                   "channel_dependence": "autoregressive"},
     },
 )
-class PixelCNN(LikelihoodModel):
+class PixelCNN(RasterSampling):
     """PixelCNN over discrete images ``(C, H, W)`` with ``L <= 256`` levels.
 
     Vectors ``(D,)`` (the 2-D toy densities) are modelled as one-row images ``(1, 1, D)``.
@@ -189,8 +190,10 @@ class PixelCNN(LikelihoodModel):
         """Levels ``(B, C, H, W)`` to network inputs in ``[-1, 1]``."""
         return 2.0 * x.float() / (self.levels - 1) - 1.0
 
-    def logits(self, inputs: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(B, C, H, W, L)`` of scaled inputs ``(B, C, H, W)`` (see :meth:`scale`)."""
+    def logits(self, inputs: torch.Tensor, y: torch.Tensor | None = None,
+               conv: ConvFn = dense) -> torch.Tensor:
+        """Logits ``(B, C, H, W, L)`` of scaled inputs ``(B, C, H, W)`` (see :meth:`scale`);
+        with ``conv = cache.at(i, j)`` only those at ``(i, j)``, ``(B, C, 1, 1, L)``."""
         biases: list[torch.Tensor | None] = [None] * (len(self.blocks) + 3)
         if self.num_classes is not None:
             assert y is not None
@@ -200,16 +203,16 @@ class PixelCNN(LikelihoodModel):
         def add(h: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
             return h if b is None else h + b
 
-        h = add(self.input_conv(inputs), biases[0])
+        h = add(conv(self.input_conv, inputs, source=True), biases[0])
         for i, block in enumerate(self.blocks):
             if self.config.residual:
-                h = block(h, biases[i + 1])
+                h = block(h, biases[i + 1], conv)
             else:
-                h = add(block(F.relu(h)), biases[i + 1])
-        h = add(self.head(F.relu(h)), biases[-2])
-        out = add(self.output_conv(F.relu(h)), biases[-1])  # (B, C*L, H, W)
+                h = add(conv(block, F.relu(h)), biases[i + 1])
+        h = add(conv(self.head, F.relu(h)), biases[-2])
+        out = add(conv(self.output_conv, F.relu(h)), biases[-1])  # (B, C*L, H, W)
         b = len(out)
-        out = out.view(b, self.channels, self.levels, self.height, self.width)  # (B, C, L, H, W)
+        out = out.view(b, self.channels, self.levels, *out.shape[-2:])  # (B, C, L, H, W)
         return out.permute(0, 1, 3, 4, 2)  # (B, C, H, W, L)
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -220,31 +223,12 @@ class PixelCNN(LikelihoodModel):
 
     # ---------------------------------------------------------------------------- sampling
 
-    @torch.no_grad()
-    def sample(self, n: int, *, y: torch.Tensor | None = None,
-               temperature: float = 1.0) -> torch.Tensor:
-        """Ancestral samples in raster order, shape ``(n, C, H, W)``.
+    def incremental(self, n: int, y: torch.Tensor | None) -> StepFn:
+        """Logits at one position from cached activations: every masked convolution's window
+        covers only positions computed earlier in raster order."""
+        cache = ConvCache(n, self.height, self.width)
 
-        Args:
-            n: number of samples.
-            y: labels ``(n,)`` of a conditional model; default ``arange(n) % num_classes``
-                (a grid with one class per column when ``n`` is a multiple of it).
-            temperature: divides every conditional's logits (0: argmax).
+        def step(inputs: torch.Tensor, i: int, j: int) -> torch.Tensor:
+            return self.logits(inputs, y, cache.at(i, j))[:, :, 0, 0]  # (n, C, L)
 
-        Raises:
-            ConfigError: ``y`` given to an unconditional model, or invalid labels.
-        """
-        check_temperature(temperature)
-        y = self.sample_labels(y, n)
-        x = torch.zeros(n, self.channels, self.height, self.width, dtype=torch.long,
-                        device=self.device)
-        sequential = self.groups > 1
-        for i in range(self.height):
-            for j in range(self.width):
-                for c in range(self.channels if sequential else 1):
-                    logits = self.logits(self.scale(x), y)  # (n, C, H, W, L)
-                    if sequential:
-                        x[:, c, i, j] = sample_categorical(logits[:, c, i, j], temperature)
-                    else:
-                        x[:, :, i, j] = sample_categorical(logits[:, :, i, j], temperature)
-        return x.view(n, *self.spec.shape)
+        return step
