@@ -44,16 +44,18 @@ def throughput_table() -> str:
     if not path.exists():
         return "(not measured yet: python benchmarks/throughput.py --json benchmarks/results/throughput.json)"
     r = json.loads(path.read_text())
-    return "\n".join([
-        "| loop | images/s (median of rounds) |",
-        "|---|---|",
-        f"| `unsup train` | {r['unsup_train_img_per_s']:.1f} |",
-        f"| plain PyTorch loop | {r['plain_loop_img_per_s']:.1f} |",
-        f"| overhead | {r['overhead_percent']:.1f} % |",
-        "",
-        f"{r['rounds']} alternating rounds of {r['steps']} steps, batch {r['batch_size']}, "
-        f"{r['threads']} threads.",
-    ])
+    rows = ["| loop | images/s, whole run | images/s after warm-up |", "|---|---|---|"]
+    steady = "unsup_train_steady_img_per_s" in r
+    rows.append(f"| `unsup train` | {r['unsup_train_img_per_s']:.1f} | "
+                + (f"{r['unsup_train_steady_img_per_s']:.1f} |" if steady else "- |"))
+    rows.append(f"| plain PyTorch loop | {r['plain_loop_img_per_s']:.1f} | "
+                + (f"{r['plain_loop_steady_img_per_s']:.1f} |" if steady else "- |"))
+    rows.append(f"| overhead | {r['overhead_percent']:.1f} % | "
+                + (f"{r['steady_overhead_percent']:.1f} % |" if steady else "- |"))
+    rows += ["", f"Medians of {r['rounds']} alternating rounds of {r['steps']} steps, batch "
+             f"{r['batch_size']}, {r['threads']} threads"
+             + (f"; warm-up = the first {r['warmup_steps']} steps." if steady else ".")]
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
