@@ -134,13 +134,7 @@ class PixelCNN(RasterSampling):
         c = config or PixelCNNConfig()
         super().__init__(spec, c)
         self.require(levels=True, kinds=("image", "vector"), max_levels=256, labels=c.conditional)
-        if spec.kind == "vector" and len(spec.shape) == 1:
-            self.image_shape = (1, 1, spec.shape[0])  # a vector is a one-row image
-        elif spec.kind == "image" and len(spec.shape) == 3:
-            self.image_shape = tuple(spec.shape)
-        else:
-            raise ConfigError(f"PixelCNN expects images (C, H, W) or vectors (D,), got "
-                              f"{spec.kind} data of shape {spec.shape}")
+        self.image_shape = self.raster_shape(spec, "PixelCNN")
         if c.channel_dependence not in CHANNEL_DEPENDENCE:
             raise ConfigError(f"channel_dependence must be one of {', '.join(CHANNEL_DEPENDENCE)},"
                               f" got {c.channel_dependence!r}")

@@ -214,13 +214,7 @@ class PixelCNNPP(RasterSampling):
         c = config or PixelCNNPPConfig()
         super().__init__(spec, c)
         self.require(levels=True, kinds=("image", "vector"), labels=c.conditional)
-        if spec.kind == "vector" and len(spec.shape) == 1:
-            self.image_shape = (1, 1, spec.shape[0])
-        elif spec.kind == "image" and len(spec.shape) == 3:
-            self.image_shape = tuple(spec.shape)
-        else:
-            raise ConfigError(f"PixelCNN++ expects images (C, H, W) or vectors (D,), got "
-                              f"{spec.kind} data of shape {spec.shape}")
+        self.image_shape = self.raster_shape(spec, "PixelCNN++")
         for name in ("hidden", "res_per_stage", "num_stages", "num_logistics"):
             if getattr(c, name) < 1:
                 raise ConfigError(f"PixelCNN++ {name} must be >= 1, got {getattr(c, name)}")

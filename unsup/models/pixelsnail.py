@@ -133,13 +133,7 @@ class PixelSNAIL(RasterSampling):
         c = config or PixelSNAILConfig()
         super().__init__(spec, c)
         self.require(levels=True, kinds=("image", "vector"), labels=c.conditional)
-        if spec.kind == "vector" and len(spec.shape) == 1:
-            self.image_shape = (1, 1, spec.shape[0])
-        elif spec.kind == "image" and len(spec.shape) == 3:
-            self.image_shape = tuple(spec.shape)
-        else:
-            raise ConfigError(f"PixelSNAIL expects images (C, H, W) or vectors (D,), got "
-                              f"{spec.kind} data of shape {spec.shape}")
+        self.image_shape = self.raster_shape(spec, "PixelSNAIL")
         if c.kernel_size % 2 == 0 or c.first_kernel_size % 2 == 0 or c.first_kernel_size < 3:
             raise ConfigError(f"PixelSNAIL kernel sizes must be odd (the first >= 3), got "
                               f"{c.kernel_size} and {c.first_kernel_size}")

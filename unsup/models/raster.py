@@ -44,6 +44,20 @@ class RasterSampling(LikelihoodModel):
     levels: int
     groups: int
 
+    @staticmethod
+    def raster_shape(spec, name: str) -> tuple[int, int, int]:
+        """The data viewed as an image: ``(C, H, W)`` as is, a vector ``(D,)`` as one row.
+
+        Raises:
+            ConfigError: neither an image nor a vector.
+        """
+        if spec.kind == "vector" and len(spec.shape) == 1:
+            return (1, 1, spec.shape[0])  # a vector is a one-row image
+        if spec.kind == "image" and len(spec.shape) == 3:
+            return tuple(spec.shape)
+        raise ConfigError(f"{name} expects images (C, H, W) or vectors (D,), got {spec.kind} "
+                          f"data of shape {spec.shape}")
+
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """Levels ``(B, C, H, W)`` to network inputs."""
         raise NotImplementedError
