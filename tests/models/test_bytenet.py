@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 import torch
+from model_checks import assert_training_reduces_loss
 
 import unsup
 from unsup.data.base import DataSpec
@@ -74,13 +75,7 @@ def test_training_steps_reduce_loss_on_text():
     spec = DataSpec((32,), 256, None, "sequence")
     batch = {"x": torch.stack([TEXT[i:i + 32] for i in range(0, 96, 6)])}
     model = _bytenet(spec, hidden=16)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = model.loss(batch)["loss"].item()
-    for _ in range(5):
-        opt.zero_grad()
-        model.loss(batch)["loss"].backward()
-        opt.step()
-    assert model.loss(batch)["loss"].item() < first
+    assert_training_reduces_loss(model, batch, lr=1e-2, steps=5)
 
 
 def test_presets_and_errors():

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from model_checks import assert_training_reduces_loss
 from scipy import stats
 
 import unsup
@@ -179,15 +180,7 @@ def test_training_steps_reduce_loss_on_digits(options):
     train = unsup.data.load("digits", "train", "binary")
     batch = train.batch(torch.arange(32))
     model = unsup.create("gated-pixelcnn", train, hidden=16, num_layers=2, **options)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = model.loss(batch)["loss"].item()
-    for _ in range(6):
-        opt.zero_grad()
-        loss = model.loss(batch)["loss"]
-        assert torch.isfinite(loss)
-        loss.backward()
-        opt.step()
-    assert model.loss(batch)["loss"].item() < first
+    assert_training_reduces_loss(model, batch, lr=3e-3, steps=6)
 
 
 def test_presets_and_defaults():

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from model_checks import assert_training_reduces_loss
 from scipy import stats
 
 import unsup
@@ -102,15 +103,7 @@ def test_bits_per_dim():
 def test_training_step_reduces_loss():
     model = unsup.create("histogram", SPEC2)
     batch = {"x": torch.tensor([[0, 0], [0, 0], [1, 2]])}
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    first = model.loss(batch)["loss"].item()
-    for _ in range(5):
-        opt.zero_grad()
-        loss = model.loss(batch)["loss"]
-        assert torch.isfinite(loss)
-        loss.backward()
-        opt.step()
-    assert model.loss(batch)["loss"].item() < first
+    assert_training_reduces_loss(model, batch, lr=0.05, steps=5)
 
 
 def test_errors():

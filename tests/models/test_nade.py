@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from model_checks import assert_training_reduces_loss
 from scipy import stats
 
 import unsup
@@ -145,15 +146,7 @@ def test_training_steps_reduce_loss_on_digits(represent, options):
     train = unsup.data.load("digits", "train", represent)
     batch = train.batch(torch.arange(32))
     model = unsup.create("nade", train, hidden=32, **options)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    first = model.loss(batch)["loss"].item()
-    for _ in range(8):
-        opt.zero_grad()
-        loss = model.loss(batch)["loss"]
-        assert torch.isfinite(loss)
-        loss.backward()
-        opt.step()
-    assert model.loss(batch)["loss"].item() < first
+    assert_training_reduces_loss(model, batch, lr=1e-2, steps=8)
 
 
 def test_presets_defaults_and_checkpoint_keeps_the_ordering():
