@@ -3,14 +3,9 @@
 import json
 
 import pytest
+from cli_helpers import run
 
 from unsup.cli import main, parse_duration
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

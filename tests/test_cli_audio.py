@@ -6,6 +6,7 @@ import wave
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run
 
 from unsup.audio import GAP_SECONDS, save_audio_samples, to_amplitudes, write_wav
 from unsup.cli import main
@@ -20,10 +21,6 @@ WAVENET = ["--num-stacks", "1", "--layers-per-stack", "3", "--residual-channels"
            "--gate-channels", "8", "--skip-channels", "8"]
 
 
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def read_wav(path):

@@ -1,15 +1,10 @@
 """`unsup sample` of an autoregressive image model: cached against naive sampling, completion."""
 
 import pytest
+from cli_helpers import run
 from PIL import Image
 
 from unsup.cli import main
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """`unsup sample --out FILE.txt`: a tiny transformer trained on a tiny text file, read as text."""
 
 import pytest
+from cli_helpers import run
 
 from unsup.cli import main
 
@@ -9,10 +10,6 @@ DASHES = "\n" + "-" * 72 + "\n"
 TINY = ["--num-layers", "1", "--d-model", "16", "--num-heads", "2"]
 
 
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module", params=["char", "bytes"])

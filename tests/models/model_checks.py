@@ -14,3 +14,12 @@ def assert_training_reduces_loss(model, batch, lr: float, steps: int) -> None:
         loss.backward()
         opt.step()
     assert model.loss(batch)["loss"].item() < first
+
+
+def all_images(shape: tuple[int, ...], levels: int) -> torch.Tensor:
+    """Every discrete example of ``shape`` with ``levels`` values, ``(levels**D, *shape)``."""
+    import itertools
+    import math
+
+    n = math.prod(shape)
+    return torch.tensor(list(itertools.product(range(levels), repeat=n))).view(-1, *shape)

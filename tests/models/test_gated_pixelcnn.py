@@ -2,11 +2,10 @@
 sampling equal to naive sampling, conditioning, training, errors."""
 
 import itertools
-import math
 
 import pytest
 import torch
-from model_checks import assert_training_reduces_loss
+from model_checks import all_images, assert_training_reduces_loss
 from scipy import stats
 
 import unsup
@@ -19,11 +18,6 @@ TINY = {"hidden": 8, "num_layers": 3, "kernel_size": 3, "first_kernel_size": 3}
 
 def _gated(shape=(1, 4, 4), levels=2, classes=None, **options):
     return unsup.create("gated-pixelcnn", DataSpec(shape, levels, classes), **{**TINY, **options})
-
-
-def _all_images(shape, levels):
-    n = math.prod(shape)
-    return torch.tensor(list(itertools.product(range(levels), repeat=n))).view(-1, *shape)
 
 
 def _visible(model, i, j):
@@ -104,7 +98,7 @@ def test_blind_spot_of_pixelcnn_is_gone():
 def test_probabilities_of_all_images_sum_to_one(shape, levels, options):
     torch.manual_seed(0)
     model = _gated(shape, levels, **options).eval()
-    x = _all_images(shape, levels)
+    x = all_images(shape, levels)
     assert torch.isclose(model.log_prob(x).exp().sum(), torch.tensor(1.0), atol=1e-5)
 
 
@@ -117,7 +111,7 @@ def test_samples_follow_the_model_distribution():
     n = 4000
     x = model.sample(n)
     assert x.shape == (n, 1, 2, 2) and x.dtype == torch.long
-    probs = model.log_prob(_all_images((1, 2, 2), 2)).exp().detach().double()
+    probs = model.log_prob(all_images((1, 2, 2), 2)).exp().detach().double()
     index = (x.view(n, -1) * torch.tensor([8, 4, 2, 1])).sum(1)  # images are in binary order
     counts = torch.bincount(index, minlength=16).numpy()
     assert stats.chisquare(counts, (probs / probs.sum() * n).numpy()).pvalue > 1e-3
@@ -158,7 +152,7 @@ def test_incremental_logits_equal_full_logits():
 def test_conditional_model_uses_labels():
     torch.manual_seed(0)
     model = _gated((1, 2, 2), 2, classes=3, conditional=True).eval()
-    x = _all_images((1, 2, 2), 2)
+    x = all_images((1, 2, 2), 2)
     for c in range(3):
         y = torch.full((len(x),), c)
         assert torch.isclose(model.log_prob(x, y).exp().sum(), torch.tensor(1.0), atol=1e-5)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from model_checks import assert_training_reduces_loss
+from model_checks import all_images, assert_training_reduces_loss
 from scipy import stats
 
 import unsup
@@ -19,11 +19,6 @@ TINY = {"hidden": 8, "num_layers": 2, "kernel_size": 3, "first_kernel_size": 3}
 
 def _pixelcnn(shape=(1, 4, 4), levels=2, classes=None, **options):
     return unsup.create("pixelcnn", DataSpec(shape, levels, classes), **{**TINY, **options})
-
-
-def _all_images(shape, levels):
-    n = math.prod(shape)
-    return torch.tensor(list(itertools.product(range(levels), repeat=n))).view(-1, *shape)
 
 
 CASES = [
@@ -73,7 +68,7 @@ def test_logits_depend_only_on_earlier_pixels(shape, levels, options):
 def test_probabilities_of_all_images_sum_to_one(shape, levels, options):
     torch.manual_seed(0)
     model = _pixelcnn(shape, levels, **options).eval()
-    x = _all_images(shape, levels)
+    x = all_images(shape, levels)
     assert torch.isclose(model.log_prob(x).exp().sum(), torch.tensor(1.0), atol=1e-5)
 
 
@@ -88,7 +83,7 @@ def test_samples_follow_the_model_distribution(options):
     n = 4000
     x = model.sample(n)
     assert x.shape == (n, *shape) and x.dtype == torch.long
-    images = _all_images(shape, 2)
+    images = all_images(shape, 2)
     probs = model.log_prob(images).exp().detach().double()
     index = (x.view(n, -1) * torch.tensor([8, 4, 2, 1])).sum(1)  # images are in binary order
     counts = torch.bincount(index, minlength=16).numpy()
@@ -110,7 +105,7 @@ def test_temperature_zero_is_greedy_decoding():
 def test_conditional_model_uses_labels():
     torch.manual_seed(0)
     model = _pixelcnn((1, 2, 2), 2, classes=3, conditional=True).eval()
-    x = _all_images((1, 2, 2), 2)
+    x = all_images((1, 2, 2), 2)
     for c in range(3):
         y = torch.full((len(x),), c)
         assert torch.isclose(model.log_prob(x, y).exp().sum(), torch.tensor(1.0), atol=1e-5)

@@ -2,12 +2,12 @@
 exact normalisation, sampling, conditioning, training, errors."""
 
 import itertools
-import math
 import os
 from pathlib import Path
 
 import pytest
 import torch
+from model_checks import all_images
 from scipy import stats
 
 import unsup
@@ -23,11 +23,6 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 def _model(shape=(1, 4, 4), levels=4, classes=None, **options):
     kind = "vector" if len(shape) == 1 else "image"
     return unsup.create("pixelcnn++", DataSpec(shape, levels, classes, kind), **{**TINY, **options})
-
-
-def _all_images(shape, levels):
-    n = math.prod(shape)
-    return torch.tensor(list(itertools.product(range(levels), repeat=n))).view(-1, *shape)
 
 
 @pytest.mark.parametrize("shape,options", [
@@ -104,7 +99,7 @@ def test_edge_levels_take_the_tails_exactly(levels):
 def test_probabilities_of_all_images_sum_to_one(shape, levels, options):
     torch.manual_seed(0)
     model = _model(shape, levels, **options).eval()
-    lp = model.log_prob(_all_images(shape, levels))
+    lp = model.log_prob(all_images(shape, levels))
     assert torch.logsumexp(lp, 0).exp().item() == pytest.approx(1.0, abs=1e-5)
 
 
@@ -132,7 +127,7 @@ def test_samples_follow_the_model_distribution(shape):
     n = 3000
     x = model.sample(n)
     assert x.shape == (n, *shape) and x.dtype == torch.long
-    probs = model.log_prob(_all_images(shape, 2)).exp().detach().double()
+    probs = model.log_prob(all_images(shape, 2)).exp().detach().double()
     index = (x.reshape(n, -1) * torch.tensor([8, 4, 2, 1])).sum(1)  # images in binary order
     counts = torch.bincount(index, minlength=16).numpy()
     assert stats.chisquare(counts, (probs / probs.sum() * n).numpy()).pvalue > 1e-3
@@ -156,7 +151,7 @@ def test_per_pixel_and_per_colour_samplers_agree_and_temperature():
 def test_conditional_model_uses_labels():
     torch.manual_seed(0)
     model = _model((1, 2, 2), 2, classes=3, conditional=True).eval()
-    x = _all_images((1, 2, 2), 2)
+    x = all_images((1, 2, 2), 2)
     with torch.no_grad():
         for blocks in (model.up_u, model.down_ul):
             for block in blocks[0]:
