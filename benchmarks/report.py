@@ -14,27 +14,46 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def recipes_table() -> str:
+ISSUE_3 = ("arch-", "pixelcnn++-", "wavenet-speech", "-bible", "pixelcnn-colored-",
+           "pixelcnn-cifar10-jpeg-")
+ISSUE_4 = ("realnvp-", "glow-", "nice-", "maf-", "iaf-", "cdf-flow-", "ar-flow-", "flow++-")
+GROUPS = {
+    "Likelihood recipes (issue #2)": lambda name: not any(k in name for k in ISSUE_3 + ISSUE_4),
+    "Architecture comparison (issue #3)": lambda name: name.startswith("arch-"),
+    "PixelCNN++, colour, speech and text (issue #3)":
+        lambda name: any(k in name for k in ISSUE_3) and not name.startswith("arch-"),
+    "Flows (issue #4)": lambda name: name.startswith(ISSUE_4),
+}
+
+
+FIGURE_KINDS = ("samples", "density", "latents")  # what recipes.py copies per run
+
+
+def recipes_table(include=GROUPS["Likelihood recipes (issue #2)"]) -> str:
     rows = ["| recipe | model | data | test bits/dim | test nats/dim | NLL nats/example | "
-            "test examples | steps | train s | figures |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "test examples | steps | train s | threads | figures |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
-        if "bpd" not in r:
-            continue
         name = path.stem
-        figs = sorted(Path("docs/figures").glob(f"{name}-*.png"))
-        fig_links = " ".join(f"[{f.stem.removeprefix(name + '-')}](figures/{f.name})" for f in figs)
+        if "bpd" not in r or not include(name):
+            continue
+        figs = sorted(f for f in Path("docs/figures").glob(f"{name}-*")
+                      if f.suffix in (".png", ".wav", ".txt")
+                      and f.stem.removeprefix(name + "-") in FIGURE_KINDS)
+        fig_links = " ".join(
+            f"[{f.stem.removeprefix(name + '-')}{'' if f.suffix == '.png' else ' ' + f.suffix[1:]}]"
+            f"(figures/{f.name})" for f in figs)
         data = r["data"] + ("" if r["representation"] == "native" else f" ({r['representation']})")
         rows.append(
             f"| {name} | {r['model']} | {data} | {r['bpd']:.4f} | {r['nats_per_dim']:.4f} | "
             f"{r['nll_nats']:.3f} | {r['n']} | {r['train']['steps']} | "
-            f"{r['train']['train_seconds']:.0f} | {fig_links} |")
+            f"{r['train']['train_seconds']:.0f} | {r.get('threads', 2)} | {fig_links} |")
     cmds = ["", "Commands (each row; `python benchmarks/recipes.py NAME` runs it and refreshes the row):",
             ""]
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
-        if "bpd" in r and "command" in r:
+        if "bpd" in r and "command" in r and include(path.stem):
             cmds.append(f"- `{path.stem}`: `{r['command']}`")
     return "\n".join(rows + cmds)
 
@@ -59,7 +78,8 @@ def throughput_table() -> str:
 
 
 if __name__ == "__main__":
-    print("## Likelihood recipes\n")
-    print(recipes_table())
+    for title, include in GROUPS.items():
+        print(f"## {title}\n")
+        print(recipes_table(include) + "\n")
     print("\n## Framework overhead\n")
     print(throughput_table())

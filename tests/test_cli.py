@@ -5,6 +5,7 @@ import json
 import pytest
 from cli_helpers import run
 
+import unsup.models
 from unsup.cli import main, parse_duration
 
 
@@ -77,6 +78,15 @@ def test_help_teaches_with_examples(capsys):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         assert "example" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", unsup.models.names())
+def test_every_model_has_working_help(model, capsys):
+    """Each model's options must merge with the trainer's flags without a name clash."""
+    with pytest.raises(SystemExit) as e:
+        main(["train", model, "--help"])
+    assert e.value.code == 0
+    assert "usage: unsup train" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -79,6 +79,16 @@ def test_sample_writes_speech_as_one_wav_file(speech_run, tmp_path, capsys):
 
 
 @needs_espeak
+def test_sample_length_gives_longer_audio_than_the_training_clips(speech_run, tmp_path, capsys):
+    code, _, _ = run(capsys, "sample", str(speech_run), "--n", "1", "--length", str(3 * LENGTH),
+                     "--out", str(tmp_path / "long.wav"))
+    assert code == 0 and len(read_wav(tmp_path / "long.wav")[1]) == 3 * LENGTH
+    code, _, err = run(capsys, "sample", str(speech_run), "--n", "1", "--length", "9",
+                       "--out", str(tmp_path / "long.png"))
+    assert code == 2 and "--length applies to sequences" in err
+
+
+@needs_espeak
 def test_sequence_samples_as_a_picture_name_the_sound_and_text_files(speech_run, tmp_path, capsys):
     code, _, err = run(capsys, "sample", str(speech_run), "--n", "1", "--out",
                        str(tmp_path / "s.png"))
@@ -95,3 +105,6 @@ def test_wav_from_an_image_model_is_refused(tmp_path, capsys):
     code, _, err = run(capsys, "sample", str(run_dir), "--n", "1", "--out",
                        str(tmp_path / "x.wav"))
     assert code == 2 and "audio" in err and not (tmp_path / "x.wav").exists()
+    code, _, err = run(capsys, "sample", str(run_dir), "--n", "1", "--length", "9", "--out",
+                       str(tmp_path / "x.txt"))
+    assert code == 2 and "samples only its training length" in err

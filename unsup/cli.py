@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import re
 import sys
@@ -205,6 +206,10 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--complete", type=int, default=0, metavar="N",
                    help="instead of sampling, hide the bottom half of N test images and let the "
                    "model fill it in; the picture has rows of original | occluded | completion")
+    s.add_argument("--length", type=int, default=None, metavar="T",
+                   help="elements per sample for models of any length (wavenet): e.g. 16000 for "
+                   "one second of 16 kHz audio from a model trained on shorter clips "
+                   "(default: the training length)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
 
@@ -225,8 +230,9 @@ def _load_data(args: argparse.Namespace, split: str, meta: dict[str, Any] | None
     )
 
 
-def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | None) -> list[Path]:
-    from unsup.plots import save_density, save_samples
+def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | None,
+                    test_y: torch.Tensor | None = None) -> list[Path]:
+    from unsup.plots import save_density, save_density_continuous, save_latents, save_samples
 
     written: list[Path] = []
     pictured = spec.kind == "image" or (spec.kind == "vector" and spec.shape in ((1,), (2,)))
@@ -239,6 +245,13 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
     if spec.kind == "vector" and spec.shape in ((1,), (2,)) and spec.levels and test_x is not None:
         save_density(model, spec, test_x, out_dir / "density.png")
         written.append(out_dir / "density.png")
+    if spec.kind == "vector" and spec.shape in ((1,), (2,)) and spec.levels is None \
+            and test_x is not None:  # continuous 1-D/2-D: density on a grid, and the latent space
+        save_density_continuous(model, test_x, out_dir / "density.png")
+        written.append(out_dir / "density.png")
+        if callable(getattr(model, "encode", None)):
+            save_latents(model, test_x, out_dir / "latents.png", test_y)
+            written.append(out_dir / "latents.png")
     return written
 
 
@@ -286,7 +299,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = _evaluate_report(best, test, meta, args.batch_size * 4)
     (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
     test_x = test.x if isinstance(test, udata.TensorDataset) else None
-    for path in _write_pictures(best, best.spec, out, args.samples, test_x):
+    test_y = test.y if isinstance(test, udata.TensorDataset) else None
+    for path in _write_pictures(best, best.spec, out, args.samples, test_x, test_y):
         print(f"wrote {path}", file=sys.stderr)
     print(_describe(result))
     return 0
@@ -357,6 +371,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if not isinstance(model, LikelihoodModel):
         raise ConfigError(f"{meta['model']} cannot sample")
     suffix = Path(args.out).suffix.lower()
+    if args.length is not None:
+        if "length" not in inspect.signature(model.sample).parameters:
+            raise ConfigError(f"--length: {meta['model']} samples only its training length; "
+                              f"leave --length out")
+        if args.complete or suffix not in (".wav", ".txt"):
+            raise ConfigError("--length applies to sequences written as FILE.wav or FILE.txt, "
+                              "not to pictures or --complete")
+        length_opt = {"length": args.length}
+    else:
+        length_opt = {}
     if suffix == ".wav":  # checked before the (slow) sampling
         from unsup.audio import audio_format, save_audio_samples
 
@@ -372,7 +396,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.complete:
         return _complete(args, model, meta, naive)
     y = None if args.label is None else torch.full((args.n,), args.label, dtype=torch.long)
-    x = model.sample(args.n, y=y, temperature=args.temperature, **naive)
+    x = model.sample(args.n, y=y, temperature=args.temperature, **naive, **length_opt)
     if suffix == ".wav":
         save_audio_samples(x, model.spec, meta["data"]["name"], args.out)
     elif suffix == ".txt":

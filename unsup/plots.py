@@ -130,3 +130,137 @@ def save_density(model: torch.nn.Module, spec: DataSpec, data: torch.Tensor,
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _continuous_low_dim(model: torch.nn.Module, what: str) -> DataSpec:
+    spec = model.spec
+    if spec.kind != "vector" or spec.shape not in ((1,), (2,)) or spec.levels is not None:
+        raise ConfigError(f"{what} are for 1-D or 2-D continuous data; this model has "
+                          f"{spec.kind} data of shape {spec.shape} with levels={spec.levels}"
+                          + (" (use save_density for discrete data)" if spec.levels else ""))
+    return spec
+
+
+def _padded_range(v: np.ndarray, pad: float = 0.1) -> tuple[float, float]:
+    lo, hi = float(v.min()), float(v.max())
+    margin = pad * (hi - lo) if hi > lo else 0.5
+    return lo - margin, hi + margin
+
+
+@torch.no_grad()
+def _log_prob_in_eval(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model.log_prob`` in evaluation mode (batch norm: running statistics), in chunks."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model.log_prob(c) for c in x.split(4096)])
+    finally:
+        model.train(was_training)
+
+
+def save_density_continuous(model: torch.nn.Module, x: torch.Tensor, path: str | Path,
+                            title: str = "") -> None:
+    """Plot a model's density ``exp(log_prob)`` on a grid over the range of ``x`` (1-D or 2-D
+    continuous data) beside a histogram of ``x``, both as densities on the same axes.
+
+    Raises:
+        ConfigError: the model's data is not 1-D or 2-D continuous vectors.
+    """
+    spec = _continuous_low_dim(model, "continuous density plots")
+    plt = _pyplot()
+    device = next(iter(model.parameters())).device
+    xs = x.detach().cpu().float().numpy().reshape(len(x), -1)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    if spec.shape == (1,):
+        lo, hi = _padded_range(xs[:, 0])
+        g = torch.linspace(lo, hi, 500)
+        p = _log_prob_in_eval(model, g[:, None].to(device)).exp().cpu().numpy()
+        axes[0].hist(xs[:, 0], bins=60, range=(lo, hi), density=True)
+        axes[1].plot(g.numpy(), p, color="C1")
+        axes[1].fill_between(g.numpy(), p, color="C1", alpha=0.3)
+        for ax in axes:
+            ax.set_xlim(lo, hi)
+            ax.set_xlabel("x")
+    else:
+        (x0, x1), (y0, y1) = _padded_range(xs[:, 0]), _padded_range(xs[:, 1])
+        n = 150
+        gx, gy = torch.linspace(x0, x1, n), torch.linspace(y0, y1, n)
+        a, b = torch.meshgrid(gx, gy, indexing="ij")
+        grid = torch.stack([a.reshape(-1), b.reshape(-1)], 1).to(device)  # (n*n, 2)
+        p = _log_prob_in_eval(model, grid).exp().cpu().numpy().reshape(n, n)  # [i, j] = (gx_i, gy_j)
+        extent = (x0, x1, y0, y1)
+        emp, _, _ = np.histogram2d(xs[:, 0], xs[:, 1], bins=80, range=[[x0, x1], [y0, y1]],
+                                   density=True)
+        axes[0].imshow(emp.T, origin="lower", extent=extent, cmap="viridis", aspect="auto")
+        axes[1].imshow(p.T, origin="lower", extent=extent, cmap="viridis", aspect="auto")
+        for ax in axes:
+            ax.set_xlabel("x1")
+            ax.set_ylabel("x2")
+    axes[0].set_title(f"data ({len(xs)} points)")
+    axes[1].set_title(title or "model density p(x)")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def save_latents(model: torch.nn.Module, x: torch.Tensor, path: str | Path,
+                 y: torch.Tensor | None = None) -> None:
+    """Plot the data ``x`` beside its latent codes ``model.encode(x)`` (1-D: histograms; 2-D:
+    scatters coloured by the labels ``y`` if given), to see where the flow sends each part.
+
+    Raises:
+        ConfigError: the model has no ``encode``, its data is not 1-D or 2-D vectors, or its
+            codes do not have the data's shape.
+    """
+    if not callable(getattr(model, "encode", None)):
+        raise ConfigError(f"{type(model).__name__} has no encode(x): no latent space to plot")
+    spec = model.spec
+    if spec.kind != "vector" or spec.shape not in ((1,), (2,)):
+        raise ConfigError(f"latent plots are for 1-D or 2-D vector data, got {spec.kind} data of "
+                          f"shape {spec.shape}")
+    was_training = model.training
+    model.eval()
+    try:
+        z = torch.cat([model.encode(c) for c in x.split(4096)])
+    finally:
+        model.train(was_training)
+    if tuple(z.shape) != tuple(x.shape):
+        raise ConfigError(f"{type(model).__name__}.encode gives codes of shape {tuple(z.shape[1:])}, "
+                          f"not the data's {spec.shape}: not a latent space to plot")
+    plt = _pyplot()
+    xs = x.detach().cpu().float().numpy().reshape(len(x), -1)
+    zs = z.detach().cpu().float().numpy().reshape(len(z), -1)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4))
+    if spec.shape == (1,):
+        axes[0].hist(xs[:, 0], bins=60, density=True)
+        axes[1].hist(zs[:, 0], bins=60, density=True, color="C1")
+        axes[0].set_xlabel("x")
+        axes[1].set_xlabel("z")
+    else:
+        colour = {}
+        if y is not None:  # distinct colours for up to 10 classes, a colour map beyond
+            labels = y.detach().cpu().numpy()
+            few = labels.max(initial=0) < 10
+            colour = {"c": labels, "cmap": "tab10" if few else "viridis"} | (
+                {"vmin": 0, "vmax": 9} if few else {})
+        for ax, v, name in ((axes[0], xs, "x"), (axes[1], zs, "z")):
+            ax.scatter(v[:, 0], v[:, 1], s=3, alpha=0.6, **colour)
+            ax.set_xlabel(f"{name}1")
+            ax.set_ylabel(f"{name}2")
+    axes[0].set_title(f"data x ({len(xs)} points)")
+    axes[1].set_title(f"latent z = encode(x), {type(model).__name__}")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

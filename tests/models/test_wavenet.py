@@ -88,6 +88,38 @@ def test_fast_and_naive_sampling_give_the_same_samples(options, sample_options):
         assert torch.equal(fast[:, :5], sample_options["prime"].expand(3, 5))
 
 
+def test_images_are_read_in_raster_order_with_positions():
+    """On (C, H, W) images: causal in raster order (by gradient), normalised, fast == naive with
+    the position embedding, samples shaped like the data."""
+    torch.manual_seed(0)
+    spec = DataSpec((1, 3, 4), 2)
+    model = _image_wavenet(spec)
+    assert model.receptive_field < 12  # the naive sampler's window is cut: positions must follow
+    x = torch.randint(2, (1, 1, 3, 4))
+    e = model.input_embedding(x.flatten(1)).detach().requires_grad_(True)
+    logp = torch.log_softmax(model.head_logits(model.features(e)), -1)[0]  # (12, 2)
+    for t in range(12):
+        (g,) = torch.autograd.grad(logp[t, x.flatten()[t]], e, retain_graph=True)
+        assert torch.all(g[0, t:] == 0)
+    small = _image_wavenet(DataSpec((1, 2, 3), 2))
+    grid = torch.tensor(list(itertools.product(range(2), repeat=6))).view(-1, 1, 2, 3)
+    assert torch.logsumexp(small.log_prob(grid), 0).exp().item() == pytest.approx(1.0, abs=1e-5)
+    torch.manual_seed(1)
+    fast = model.sample(4, fast=True)
+    torch.manual_seed(1)
+    naive = model.sample(4, fast=False)
+    assert fast.shape == (4, 1, 3, 4) and torch.equal(fast, naive)
+    assert model.log_prob(fast).shape == (4,)
+
+
+def _image_wavenet(spec):
+    model = unsup.create("wavenet", spec, residual_channels=8, gate_channels=8, skip_channels=8,
+                         num_stacks=1, layers_per_stack=2, positions=True).eval()
+    with torch.no_grad():  # positions matter: make them large enough to change the samples
+        model.position.weight.normal_()
+    return model
+
+
 def test_samples_follow_the_model_distribution():
     torch.manual_seed(0)
     model = _wavenet(length=2, levels=3).eval()
@@ -167,8 +199,8 @@ def test_presets_and_defaults():
 
 
 def test_errors():
-    with pytest.raises(ConfigError, match="sequence"):
-        unsup.create("wavenet", DataSpec((1, 4, 4), 2))
+    with pytest.raises(ConfigError, match="sample length"):
+        unsup.create("wavenet", DataSpec((1, 4, 4), 2), positions=True).sample(1, length=17)
     with pytest.raises(ConfigError, match="continuous"):
         unsup.create("wavenet", DataSpec((16,), None, None, "sequence"))
     with pytest.raises(ConfigError, match="labelled"):

@@ -15,7 +15,8 @@ MODELS: Registry[type[Model]] = Registry("model")
 
 # Modules whose import registers models; one model family each.
 _MODEL_MODULES = ("histogram", "logistic_mixture", "made", "pixelcnn", "wavenet", "gated_pixelcnn",
-                  "transformer", "pixelsnail", "lstm", "bytenet", "nade", "pixelcnn_pp")
+                  "transformer", "pixelsnail", "lstm", "bytenet", "nade", "pixelcnn_pp",
+                  "realnvp", "glow", "nice", "cdf_flow", "maf", "flowpp")
 
 
 def _import_models() -> None:

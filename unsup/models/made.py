@@ -43,6 +43,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -162,13 +163,8 @@ class MADE(LikelihoodModel):
             else:
                 order = torch.randperm(self.d, generator=g) + 1
             orders.append(order)
-            low = 1
-            for i, h in enumerate(c.hidden):
-                high = self.d - 1  # a unit of degree D could feed no output
-                low = min(low, high)
-                m = torch.randint(low, high + 1, (int(h),), generator=g)
+            for i, m in enumerate(draw_hidden_degrees(self.d, c.hidden, g)):
                 hidden[i].append(m)
-                low = int(m.min())
         return torch.stack(orders), [torch.stack(m) for m in hidden]
 
     def degrees(self, k: int) -> list[torch.Tensor]:
@@ -187,10 +183,7 @@ class MADE(LikelihoodModel):
 
     def masks(self, k: int) -> list[torch.Tensor]:
         """0/1 masks ``(out, in)`` of every layer for mask ``k``."""
-        m = self.degrees(k)
-        out = [(m[i + 1][:, None] >= m[i][None, :]) for i in range(len(m) - 2)]
-        out.append(m[-1][:, None] > m[-2][None, :])  # strict: output d never sees input d
-        return [x.float() for x in out]
+        return degree_masks(self.degrees(k))
 
     # ----------------------------------------------------------------------------- forward
 
@@ -286,6 +279,44 @@ class MADE(LikelihoodModel):
                 xk[:, d] = sample_categorical(logits[:, d], temperature)
             x[rows] = xk
         return x.view(n, *self.spec.shape)
+
+
+def draw_hidden_degrees(d: int, hidden: Sequence[int], generator: torch.Generator) -> list[torch.Tensor]:
+    """Degrees of the hidden units of a MADE over ``d`` dimensions (module docstring).
+
+    Layer ``i`` draws its ``hidden[i]`` degrees uniformly from ``[min degree of layer i-1, d - 1]``
+    (the inputs' minimum is 1), so every unit has a path to some output.
+
+    Args:
+        d: number of dimensions (input degrees are the positions ``1..d``).
+        hidden: widths of the hidden layers.
+        generator: the source of randomness (MADE seeds one per mask).
+
+    Returns:
+        One ``(hidden[i],)`` long tensor of degrees per hidden layer.
+    """
+    out, low = [], 1
+    for h in hidden:
+        high = d - 1  # a unit of degree d could feed no output
+        low = min(low, high)
+        m = torch.randint(low, high + 1, (int(h),), generator=generator)
+        out.append(m)
+        low = int(m.min())
+    return out
+
+
+def degree_masks(degrees: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """0/1 float masks ``(out, in)`` of a masked MLP from the degrees of its units.
+
+    Args:
+        degrees: degrees of the input, hidden and output units, input first. A hidden weight
+            ``i -> j`` is kept iff ``m_j >= m_i``, an output weight iff ``m_j > m_i``, so an
+            output of degree ``k`` sees only inputs of degree ``< k``.
+    """
+    m = list(degrees)
+    out = [(m[i + 1][:, None] >= m[i][None, :]) for i in range(len(m) - 2)]
+    out.append(m[-1][:, None] > m[-2][None, :])  # strict: output d never sees input d
+    return [x.float() for x in out]
 
 
 def _rebuild_masks(module: MADE, incompatible_keys: object) -> None:

@@ -1,5 +1,10 @@
 """WaveNet: dilated causal convolutions over a 1-D sequence (van den Oord et al. 2016).
 
+Images and vectors are sequences too: an example of shape ``(C, H, W)`` or ``(D,)`` is read in
+raster order (row by row, the channels of a pixel in turn), as the course's comparison of
+architectures on 28 x 28 images does. A flattened row has lost where it ends, so ``positions``
+adds a learned embedding ``P_t`` of the position to the input layer (``h^0_t += P_t``).
+
 A sequence ``x_1 .. x_T`` of ``L`` discrete levels (mu-law audio [1]: ``L = 256`` at 16 kHz; text
 bytes work the same way) is factorised in time order, each conditional seeing only the last
 ``R`` samples (the receptive field) and optionally a global label ``s`` (the speaker [1, Sec. 2.5]),
@@ -79,6 +84,8 @@ class WaveNetConfig:
         kernel_size: width ``k`` of the dilated convolutions (>= 2).
         input_kernel_size: width ``k0`` of the causal input convolution (>= 1).
         conditional: condition on the label (the speaker of speech data) in every gate.
+        positions: add a learned embedding of the position ``t`` to the input layer (for
+            flattened images; samples are then at most the data's length).
     """
 
     residual_channels: int = 32
@@ -89,6 +96,7 @@ class WaveNetConfig:
     kernel_size: int = 2
     input_kernel_size: int = 2
     conditional: bool = False
+    positions: bool = False
 
 
 def shift(h: torch.Tensor, s: int) -> torch.Tensor:
@@ -112,15 +120,15 @@ def shift(h: torch.Tensor, s: int) -> torch.Tensor:
     },
 )
 class WaveNet(LikelihoodModel):
-    """WaveNet over discrete sequences ``(T,)`` with ``L`` levels.
+    """WaveNet over discrete data with ``L`` levels: sequences ``(T,)``, or images and vectors
+    read in raster order (``T`` = number of elements).
 
     Attributes:
         receptive_field: ``R``, the number of past samples each conditional sees.
         dilations: dilation of every layer, in order.
 
     Raises:
-        ConfigError: non-sequence or continuous data, ``conditional`` on unlabelled data, or
-            invalid sizes.
+        ConfigError: continuous data, ``conditional`` on unlabelled data, or invalid sizes.
     """
 
     Config = WaveNetConfig
@@ -129,9 +137,8 @@ class WaveNet(LikelihoodModel):
     def __init__(self, spec: DataSpec, config: WaveNetConfig | None = None) -> None:
         c = config or WaveNetConfig()
         super().__init__(spec, c)
-        self.require(levels=True, kinds=("sequence",), labels=c.conditional)
-        if len(spec.shape) != 1:
-            raise ConfigError(f"WaveNet expects sequences of shape (T,), got {spec.shape}")
+        self.require(levels=True, kinds=("sequence", "vector", "image"), labels=c.conditional)
+        self.length = spec.dims
         for name in ("residual_channels", "gate_channels", "skip_channels", "num_stacks",
                      "layers_per_stack", "input_kernel_size"):
             if getattr(c, name) < 1:
@@ -147,6 +154,9 @@ class WaveNet(LikelihoodModel):
         # E_0 .. E_{k0-1} side by side: the k0 taps of the causal input convolution.
         self.input_embedding = nn.Embedding(self.levels, c.input_kernel_size * C)
         self.input_bias = nn.Parameter(torch.zeros(C))
+        self.position = nn.Embedding(self.length, C) if c.positions else None
+        if self.position is not None:
+            nn.init.normal_(self.position.weight, std=0.02)
         n = len(self.dilations)
         self.dilated = nn.ModuleList(nn.Linear(k * C, 2 * G) for _ in range(n))
         # No bias: the next layer's bias plays its part (as in pytorch-wavenet); the last layer
@@ -172,13 +182,16 @@ class WaveNet(LikelihoodModel):
         assert y is not None
         return list(self.speaker(y).chunk(len(self.dilations), dim=-1))
 
-    def features(self, e: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, e: torch.Tensor, y: torch.Tensor | None = None, offset: int = 0) -> torch.Tensor:
         """The summed skip connections ``(B, T, S)`` of embedded inputs ``e`` (``(B, T, k0 C)``,
-        from ``input_embedding``); position ``t`` depends on ``e[:, t-R:t]`` only."""
+        from ``input_embedding``) of positions ``offset .. offset + T - 1``; position ``t``
+        depends on ``e[:, t-R:t]`` only."""
         b, t, _ = e.shape
         k0, C = self.config.input_kernel_size, self.config.residual_channels
         e = e.view(b, t, k0, C)  # (B, T, k0, C)
         h = self.input_bias.expand(b, t, C)
+        if self.position is not None:
+            h = h + self.position.weight[offset:offset + t]
         for j in range(k0):
             h = h + shift(e[:, :, j], 1 + j)  # E_j[x_{t-1-j}]
         k = self.config.kernel_size
@@ -200,13 +213,14 @@ class WaveNet(LikelihoodModel):
         return self.output(F.relu(self.head(F.relu(skip))))
 
     def logits(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``(B, T, L)`` of ``p(x_t | x_<t)`` for levels ``x`` of shape ``(B, T)``."""
+        """Logits ``(B, T, L)`` of ``p(x_t | x_<t)`` for levels ``x`` of shape ``(B, T)``
+        (flattened)."""
         return self.head_logits(self.features(self.input_embedding(x), y))
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) (or log p(x | y)) in nats, shape ``(B,)``; ``y`` is ignored if unconditional."""
         self.check_input(x)
-        x = x.to(self.device).long()
+        x = x.to(self.device).long().flatten(1)
         return categorical_log_prob(self.logits(x, self.labels(y, len(x))), x)
 
     # ---------------------------------------------------------------------------- sampling
@@ -215,7 +229,8 @@ class WaveNet(LikelihoodModel):
     def sample(self, n: int, *, y: torch.Tensor | None = None, temperature: float = 1.0,
                fast: bool = True, length: int | None = None,
                prime: torch.Tensor | None = None) -> torch.Tensor:
-        """Ancestral samples in time order, shape ``(n, length)``.
+        """Ancestral samples in time order, shape ``(n, length)`` -- or ``(n, *spec.shape)`` for
+        images and vectors when ``length`` is the data's.
 
         Args:
             n: number of samples.
@@ -224,7 +239,8 @@ class WaveNet(LikelihoodModel):
             fast: use the queue-based sampler [2] (``O(layers)`` per sample); ``False`` runs the
                 network over the receptive field for every sample. Both give the same samples
                 for the same seed.
-            length: samples per sequence (default ``spec.shape[0]``; any length works).
+            length: samples per sequence (default: the data's length; any length works
+                unless ``positions`` caps it at the data's length).
             prime: levels ``(n, P)`` or ``(P,)`` that every sequence starts with; sampling
                 continues after them.
 
@@ -233,13 +249,17 @@ class WaveNet(LikelihoodModel):
         """
         check_temperature(temperature)
         y = self.sample_labels(y, n)
-        length = self.spec.shape[0] if length is None else int(length)
-        if length < 1:
-            raise ConfigError(f"WaveNet sample length must be >= 1, got {length}")
+        length = self.length if length is None else int(length)
+        if length < 1 or (self.position is not None and length > self.length):
+            raise ConfigError(f"WaveNet sample length must be in [1, {self.length}] with positions, "
+                              f"got {length}" if self.position is not None else
+                              f"WaveNet sample length must be >= 1, got {length}")
         x = torch.zeros(n, length, dtype=torch.long, device=self.device)
         start = 0
         if prime is not None:
             prime = torch.as_tensor(prime, device=self.device)
+            if len(self.spec.shape) > 1 and prime.dim() > 2:
+                prime = prime.flatten(1)
             prime = prime.expand(n, -1) if prime.dim() == 1 else prime
             if (prime.is_floating_point() or prime.dim() != 2 or len(prime) != n
                     or prime.shape[1] > length
@@ -251,14 +271,17 @@ class WaveNet(LikelihoodModel):
             x[:, :start] = prime
         step = self._sample_fast if fast else self._sample_naive
         step(x, y, start, temperature)
+        if len(self.spec.shape) > 1 and length == self.length:
+            return x.view(n, *self.spec.shape)
         return x
 
     def _sample_naive(self, x: torch.Tensor, y: torch.Tensor | None, start: int,
                       temperature: float) -> None:
         r = self.receptive_field
         for t in range(start, x.shape[1]):
-            window = x[:, max(0, t - r):t + 1]  # x_t itself is a placeholder the output ignores
-            skip = self.features(self.input_embedding(window), y)[:, -1]  # (n, S)
+            first = max(0, t - r)
+            window = x[:, first:t + 1]  # x_t itself is a placeholder the output ignores
+            skip = self.features(self.input_embedding(window), y, first)[:, -1]  # (n, S)
             x[:, t] = sample_categorical(self.head_logits(skip), temperature)
 
     def _sample_fast(self, x: torch.Tensor, y: torch.Tensor | None, start: int,
@@ -285,7 +308,7 @@ class WaveNet(LikelihoodModel):
         skip_w, skip_b = self.skip.weight.t(), self.skip.bias
         embedding, input_bias = self.input_embedding.weight, self.input_bias
         for t in range(x.shape[1]):
-            h = input_bias.expand(n, C)
+            h = input_bias.expand(n, C) if self.position is None else input_bias + self.position.weight[t]
             for j in range(k0):
                 h = h + recent[-1 - j][:, j]
             zs = []
