@@ -123,6 +123,10 @@ MODELS = [("realnvp", {"hidden": 8, "blocks": 1}),
           ("glow", {"hidden": 8, "flow_steps": 2}),
           ("glow", {"hidden": 8, "flow_steps": 2, "additive": True, "num_levels": 1}),
           ("nice", {"hidden": 8, "layers": 1})]
+# Flow++'s own inversion and log-det tests are in test_flowpp.py; the shared behaviour is here.
+FLOWPP = [("flow++", {"hidden": 8, "flow_steps": 2, "components": 3}),
+          ("flow++", {"hidden": 8, "flow_steps": 2, "components": 3, "attention": True, "heads": 2}),
+          ("flow++", {"hidden": 8, "flow_steps": 2, "num_levels": 1, "dequantization": "uniform"})]
 
 
 def _trained_once(name, options, spec):
@@ -199,7 +203,7 @@ def test_uniform_dequantisation_bound_is_below_the_discrete_likelihood():
     assert torch.all(torch.stack(bounds) <= probs.log() + 1e-9)
 
 
-@pytest.mark.parametrize("name, options", MODELS)
+@pytest.mark.parametrize("name, options", MODELS + FLOWPP)
 def test_samples_are_valid_levels_and_training_lowers_the_loss(name, options):
     spec = DataSpec((1, 8, 8), 4, 3)
     torch.manual_seed(0)
