@@ -102,6 +102,8 @@ RECIPES.update({
     "realnvp-fashion": ["realnvp", *FLOW],
     "realnvp-fashion-random-mask": ["realnvp", *FLOW, "--mask", "random"],
     "glow-fashion": ["glow", *FLOW],
+    "nice-fashion": ["nice", *FLOW],
+    "flow++-fashion": ["flow++", *FLOW],
     # The course's low-dimensional flows, with density and latent-space plots (one core).
     "cdf-flow-toy-1d-bimodal": ["cdf-flow", "--data", "toy-1d-bimodal", *TOY, "--time", "30s",
                                 "--lr", "0.01"],
@@ -114,8 +116,8 @@ RECIPES.update({
 # copied to docs/figures beside the pictures.
 SAMPLES = {"wavenet-speech": ("samples.wav", ["--n", "8", "--length", "16000"]),
            **{name: ("samples.txt", ["--n", "4"]) for name in RECIPES if "-bible" in name}}
-ONE_CORE = {name for name in RECIPES if name.startswith(("arch-", "realnvp-", "glow-", "maf-", "ar-flow-",
-                                                         "cdf-flow-")) or name in {
+ONE_CORE = {name for name in RECIPES if name.startswith(("arch-", "realnvp-", "glow-", "nice-", "flow++-",
+                                                         "maf-", "ar-flow-", "cdf-flow-")) or name in {
     "pixelcnn++-fashion", "wavenet-speech", *(n for n in RECIPES if "-bible" in n),
     *(n for n in RECIPES if n.startswith(("pixelcnn-colored", "pixelcnn-cifar10-jpeg")))}}
 

@@ -206,6 +206,10 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("--complete", type=int, default=0, metavar="N",
                    help="instead of sampling, hide the bottom half of N test images and let the "
                    "model fill it in; the picture has rows of original | occluded | completion")
+    s.add_argument("--interpolate", type=int, default=0, metavar="N",
+                   help="instead of sampling, encode N pairs of test images with a flow and decode "
+                   "8 points on the line between each pair's latents: one row per pair, the "
+                   "ends are the images themselves")
     s.add_argument("--length", type=int, default=None, metavar="T",
                    help="elements per sample for models of any length (wavenet): e.g. 16000 for "
                    "one second of 16 kHz audio from a model trained on shorter clips "
@@ -393,8 +397,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     # Models without a cache sample naively anyway, so --naive just changes nothing for them.
     naive = {"fast": False} if args.naive and getattr(model, "supports_fast_sampling", False) else {}
+    if args.complete and args.interpolate:
+        raise ConfigError("--complete and --interpolate make different pictures; give one")
     if args.complete:
         return _complete(args, model, meta, naive)
+    if args.interpolate:
+        return _interpolate(args, model, meta)
     y = None if args.label is None else torch.full((args.n,), args.label, dtype=torch.long)
     x = model.sample(args.n, y=y, temperature=args.temperature, **naive, **length_opt)
     if suffix == ".wav":
@@ -429,6 +437,30 @@ def _complete(args: argparse.Namespace, model: LikelihoodModel, meta: dict[str, 
     out = model.complete(x, known, temperature=args.temperature, y=y, **naive)
     save_completions(x, known, out, model.spec, args.out)
     print(f"wrote {n} completions of the bottom half of test images to {args.out}")
+    return 0
+
+
+def _interpolate(args: argparse.Namespace, model: LikelihoodModel, meta: dict[str, Any]) -> int:
+    """``unsup sample --interpolate N``: latent-space lines between N pairs of test images."""
+    from unsup.plots import image_grid
+
+    steps = 8
+    if args.interpolate < 0:
+        raise ConfigError(f"--interpolate must be a number of pairs, got {args.interpolate}")
+    if model.spec.kind != "image" or not hasattr(model, "interpolate"):
+        raise ConfigError(f"{meta['model']} has no latent space to interpolate in; --interpolate "
+                          f"needs an image flow such as realnvp or glow")
+    if Path(args.out).suffix.lower() != ".png":
+        raise ConfigError(f"--interpolate writes a picture: --out FILE.png, not {args.out!r}")
+    test = _load_data(args, "test", meta["data"])
+    pairs = min(args.interpolate, len(test) // 2)
+    x = test.batch(torch.arange(2 * pairs))["x"].to(model.device)
+    with torch.no_grad():
+        rows = [model.interpolate(x[2 * i], x[2 * i + 1], steps) for i in range(pairs)]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(torch.cat(rows).cpu(), model.spec.levels, ncol=steps).save(out)
+    print(f"wrote {pairs} latent interpolations of {steps} steps between test images to {out}")
     return 0
 
 
