@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 import unsup
 from unsup.data.text import split_bounds
@@ -67,7 +70,7 @@ def compressed_sizes(data: bytes) -> dict[str, dict[str, Any]]:
     return out
 
 
-def evaluate_run(run: str, batch_size: int) -> dict[str, Any]:
+def evaluate_run(run: str, batch_size: int, context: int = 0) -> dict[str, Any]:
     """Test bits/char of a trained text model (see the module docstring)."""
     model, meta = load_run(run, "best")
     d = meta["data"]
@@ -79,10 +82,46 @@ def evaluate_run(run: str, batch_size: int) -> dict[str, Any]:
                            **(d.get("options") or {}))
     t0 = time.perf_counter()
     m = evaluate(model, test, batch_size)
-    return {"run": run, "model": meta["model"], "data": d["name"], "options": d.get("options"),
-            "step": meta.get("step"), "bits_per_char": round(m["bpd"], 4),
-            "chars": m["n"] * model.spec.dims, "window": model.spec.dims,
-            "seconds": round(time.perf_counter() - t0, 1)}
+    out = {"run": run, "model": meta["model"], "data": d["name"], "options": d.get("options"),
+           "step": meta.get("step"), "bits_per_char": round(m["bpd"], 4),
+           "chars": m["n"] * model.spec.dims, "window": model.spec.dims,
+           "seconds": round(time.perf_counter() - t0, 1)}
+    if context:
+        t0 = time.perf_counter()
+        bits = stream_bits(model, test.stream, context, batch_size)
+        out["with_context"] = {"context": context, "chars": len(test.stream),
+                               "bits_per_char": round(bits / len(test.stream), 4),
+                               "seconds": round(time.perf_counter() - t0, 1)}
+    return out
+
+
+@torch.no_grad()
+def stream_bits(model: Any, stream: torch.Tensor, context: int, batch_size: int) -> float:
+    """Bits to code the whole ``stream`` with sliding windows: the first window scores all of
+    its ``T`` symbols, every later one starts ``context`` symbols before the first symbol it
+    scores, so each symbol is scored once and (after the first ``T``) sees at least ``context``
+    earlier ones -- the way a model compresses text it reads in order."""
+    length = model.length
+    if not 0 <= context < length:
+        raise SystemExit(f"--context must be in [0, {length}), the model's window")
+    model.eval()
+    stream = stream.long()
+    step = length - context
+    # (window start, first scored position within it); the last window may be shorter.
+    jobs = [(0, 0)] + [(s, context) for s in range(length - context, len(stream) - context, step)]
+    nats = 0.0
+    full = [j for j in jobs if j[0] + length <= len(stream)]
+    for i in range(0, len(full), batch_size):
+        chunk = full[i:i + batch_size]
+        seq = torch.stack([stream[s:s + length] for s, _ in chunk]).to(model.device)  # (B, T)
+        logp = torch.log_softmax(model.logits(seq).double(), -1).gather(-1, seq[..., None])[..., 0]
+        for row, (_, first) in zip(logp, chunk, strict=True):
+            nats -= float(row[first:].sum())
+    for s, first in jobs[len(full):]:  # the tail, as a shorter prefix
+        seq = stream[s:][None].to(model.device)
+        logp = torch.log_softmax(model.logits(seq).double(), -1).gather(-1, seq[..., None])[..., 0]
+        nats -= float(logp[0, first:].sum())
+    return nats / math.log(2)
 
 
 def main() -> None:
@@ -92,6 +131,9 @@ def main() -> None:
     p.add_argument("--full", action=argparse.BooleanOptionalAction, default=True,
                    help="also compress the whole file (reference)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--context", type=int, default=0, metavar="C",
+                   help="also score the whole test text with sliding windows that give every "
+                   "symbol at least C symbols of context (0: only non-overlapping windows)")
     p.add_argument("--out", default="benchmarks/results/text_compression.json")
     args = p.parse_args()
 
@@ -104,7 +146,8 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "bits per character on the bible test split (last 10 % of bible.txt)",
         "command": "OMP_NUM_THREADS=1 python benchmarks/text_compression.py"
-                   + "".join(f" --run {r}" for r in args.run),
+                   + "".join(f" --run {r}" for r in args.run)
+                   + (f" --context {args.context}" if args.context else ""),
         "test_bytes": len(data),
         "test_split": [len(everything) - len(data), len(everything)],
         "compressors": compressed_sizes(data),
@@ -117,9 +160,13 @@ def main() -> None:
         for name, r in result["full_file"].items():
             print(f"whole file, {name}: {r.get('bits_per_char', r.get('error'))} bits/char",
                   flush=True)
-    result["models"] = [evaluate_run(r, args.batch_size) for r in args.run]
+    result["models"] = [evaluate_run(r, args.batch_size, args.context) for r in args.run]
     for r in result["models"]:
         print(f"{r['run']} ({r['model']}): {r['bits_per_char']} bits/char over {r['chars']} chars")
+        if "with_context" in r:
+            c = r["with_context"]
+            print(f"  with >= {c['context']} symbols of context: {c['bits_per_char']} bits/char "
+                  f"over all {c['chars']} chars")
     result.update(torch=__import__("torch").__version__, machine=platform.machine(),
                   date=time.strftime("%Y-%m-%d %H:%M"))
     out = Path(args.out)
