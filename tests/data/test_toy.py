@@ -88,3 +88,16 @@ def test_size_options_are_checked() -> None:
         load("rings", n_test=0)
     with pytest.raises(ConfigError, match="should be a int"):
         load("rings", n="many")
+
+
+def test_course_gaussians_have_the_documented_covariances() -> None:
+    ds = load("gaussian-diag", "train", n=40000)
+    assert ds.spec.shape == (2,) and ds.spec.levels is None and ds.x.dtype == torch.float32
+    diag, full = ds.x.double(), load("gaussian-full", "train", n=40000).x.double()
+    for x in (diag, full):
+        assert torch.allclose(x.mean(0), torch.tensor([1.0, 2.0], dtype=torch.float64), atol=0.1)
+    c = torch.cov(diag.T)
+    assert abs(c[0, 0] - 25) < 1 and abs(c[1, 1] - 1) < 0.1 and abs(c[0, 1]) < 0.3
+    c = torch.cov(full.T)  # R diag(25, 1) R^T at 45 degrees: 13 on the diagonal, 12 off it
+    assert abs(c[0, 0] - 13) < 0.6 and abs(c[1, 1] - 13) < 0.6 and abs(c[0, 1] - 12) < 0.6
+

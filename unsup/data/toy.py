@@ -29,6 +29,11 @@ points whose noise carries them outside the square are redrawn, so the density i
 - ``gaussian-grid``: a ``k x k`` grid of Gaussians (option ``k``, default 5), label = component;
 - ``swiss-roll``: the 2-D spiral of the Swiss roll, unlabelled.
 
+2-D continuous on the whole plane (no unit square), after CS294-158 homework 3: ``gaussian-diag``
+is N((1, 2), diag(25, 1)); ``gaussian-full`` is the same Gaussian rotated by 45 degrees, so its
+covariance is full. A VAE whose decoder is a diagonal Gaussian can fit the first with its decoder
+variance alone and leaves ``z`` unused (posterior collapse, KL near 0); the second needs ``z``.
+
 ``shapes``: 20x20 binary images of filled squares, discs, triangles and lines of random size,
 position (and rotation for triangles and lines); label = shape. Default 10,000 / 2,000.
 """
@@ -233,6 +238,37 @@ def swiss_roll(req: Request) -> TensorDataset:
         return sample(rng, n)[0], None
 
     return generated(req, _CONT, unlabelled)
+
+
+# --- 2-D Gaussians for the VAE posterior-collapse experiment -------------------------------------
+
+def _gaussian_2d(angle: float) -> Sampler:
+    """N(m, R diag(5^2, 1) R^T), m = (1, 2), R the rotation by ``angle`` (the long axis along
+    ``(cos angle, sin angle)``)."""
+    c, s = np.cos(angle), np.sin(angle)
+    basis = np.array([[c, s], [-s, c]])  # rows: the images of e1, e2 under R (x = e @ basis)
+
+    def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, None]:
+        e = rng.standard_normal((n, 2)) * np.array([5.0, 1.0])  # (N, 2), axis-aligned
+        return (np.array([1.0, 2.0]) + e @ basis).astype(np.float32), None
+
+    return sample
+
+
+@DATASETS.register(
+    "gaussian-diag",
+    "2-D continuous: one Gaussian, std (5, 1) along the axes (CS294-158 HW3: the VAE ignores z)",
+)
+def gaussian_diag(req: Request) -> TensorDataset:
+    return generated(req, _CONT, _gaussian_2d(0.0))
+
+
+@DATASETS.register(
+    "gaussian-full",
+    "2-D continuous: the same Gaussian rotated by 45 degrees, full covariance (CS294-158 HW3)",
+)
+def gaussian_full(req: Request) -> TensorDataset:
+    return generated(req, _CONT, _gaussian_2d(np.pi / 4))
 
 
 # --- shapes -------------------------------------------------------------------------------------
