@@ -23,6 +23,7 @@ from unsup import data as udata
 from unsup.errors import ConfigError, UnsupError
 from unsup.models import MODELS, LikelihoodModel
 from unsup.models import names as model_names
+from unsup.models.base import nats_to_bits_per_dim
 from unsup.train import LAST, TrainConfig, Trainer, evaluate, load_run, select_device
 from unsup.train.trainer import seed_everything
 
@@ -187,6 +188,12 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--device", default="auto")
     e.add_argument("--data-dir", default=None, metavar="DIR")
+    e.add_argument("--importance-samples", type=int, default=None, metavar="K",
+                   help="latent-variable models (vae, iwae, ...): importance samples of the "
+                   "log p(x) estimate (default: the model's eval_samples; the literature uses 5000)")
+    e.add_argument("--examples", type=int, default=None, metavar="N",
+                   help="evaluate on the first N examples of the split only (say so when you "
+                   "report the figure)")
 
     s = sub.add_parser("sample", help="draw samples from a trained run", formatter_class=fmt,
                        epilog="example:\n  unsup sample runs/digits --n 64 --out samples.png "
@@ -240,6 +247,14 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
 
     written: list[Path] = []
     pictured = spec.kind == "image" or (spec.kind == "vector" and spec.shape in ((1,), (2,)))
+    if callable(getattr(model, "reconstruct", None)) and spec.kind == "image" and n > 0 \
+            and test_x is not None:  # autoencoders (vqvae): test images and their reconstructions
+        from unsup.plots import save_reconstructions
+
+        x = test_x[:min(n, 32)]
+        save_reconstructions(x, model.reconstruct(x.to(model.device)), spec,
+                             out_dir / "reconstructions.png")
+        written.append(out_dir / "reconstructions.png")
     if not isinstance(model, LikelihoodModel) or n <= 0 or not pictured:
         return written  # sequences: `unsup sample DIR --out FILE.wav|.txt`
     torch.manual_seed(0)
@@ -304,10 +319,40 @@ def cmd_train(args: argparse.Namespace) -> int:
     (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
     test_x = test.x if isinstance(test, udata.TensorDataset) else None
     test_y = test.y if isinstance(test, udata.TensorDataset) else None
-    for path in _write_pictures(best, best.spec, out, args.samples, test_x, test_y):
+    pictured = best
+    vq_prior = _vq_prior(best, meta, trainer.device)
+    if vq_prior is not None:  # a prior over VQ-VAE codes: the bound on images, decoded samples
+        result.update(_vq_bound(args, *vq_prior, "test", args.batch_size * 4))
+        (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
+        pictured, test_x = vq_prior[0], None
+    for path in _write_pictures(pictured, pictured.spec, out, args.samples, test_x, test_y):
         print(f"wrote {path}", file=sys.stderr)
     print(_describe(result))
     return 0
+
+
+def _vq_prior(model, meta: dict[str, Any], device: torch.device) -> tuple[Any, dict[str, Any]] | None:
+    """For a likelihood model trained on ``vq-codes:RUN``: it and that run's VQ-VAE as one image
+    model (:class:`~unsup.models.vqvae.VQVAEWithPrior`) and the data arguments of the VQ-VAE's
+    images; ``None`` for any other run."""
+    name = (meta.get("data") or {}).get("name") or ""
+    if not name.startswith("vq-codes:") or not isinstance(model, LikelihoodModel):
+        return None
+    from unsup.models.vqvae import VQVAE, VQVAEWithPrior
+
+    which = (meta["data"].get("options") or {}).get("checkpoint", "best")
+    vq, vq_meta = load_run(name.split(":", 1)[1], which, device=device)
+    if not isinstance(vq, VQVAE):
+        raise ConfigError(f"{name}: not a vqvae run")
+    return VQVAEWithPrior(vq, model).eval(), vq_meta["data"]
+
+
+def _vq_bound(args: argparse.Namespace, combined, data_meta: dict[str, Any], split: str,
+              batch_size: int) -> dict[str, Any]:
+    """The bits/dim bound on the VQ-VAE's images, ``-log p_prior(k(x)) - log p(x | z_q(x))``."""
+    images = _load_data(args, split, data_meta)
+    m = evaluate(combined, images, batch_size)
+    return {"image_bpd_bound": m["bpd"], "image_nll_nats_bound": m["nll"]}
 
 
 def _evaluate_report(model, ds, meta: dict[str, Any], batch_size: int) -> dict[str, Any]:
@@ -318,6 +363,9 @@ def _evaluate_report(model, ds, meta: dict[str, Any], batch_size: int) -> dict[s
     if "nll" in m:
         result.update(nll_nats=m["nll"], bpd=m["bpd"], exact=m["exact"],
                       nats_per_dim=m["loss"])
+        if "nll_se" in m:  # Monte-Carlo standard error of an importance-sampled estimate
+            result.update(nll_se=m["nll_se"],
+                          bpd_se=nats_to_bits_per_dim(m["nll_se"], model.spec.dims))
     else:
         result.update(m)
     return result
@@ -326,8 +374,12 @@ def _evaluate_report(model, ds, meta: dict[str, Any], batch_size: int) -> dict[s
 def _describe(r: dict[str, Any]) -> str:
     if "bpd" in r:
         kind = "exact" if r["exact"] else "upper bound (the model's log_prob is a lower bound)"
-        return (f"{r['split']}: {r['bpd']:.4f} bits/dim, NLL {r['nll_nats']:.3f} nats/example "
+        se = f" ± {r['nll_se']:.3f} (s.e.)" if "nll_se" in r else ""
+        text = (f"{r['split']}: {r['bpd']:.4f} bits/dim, NLL {r['nll_nats']:.3f}{se} nats/example "
                 f"({r['nats_per_dim']:.4f} nats/dim) over {r['n']} examples, {kind}")
+        if "image_bpd_bound" in r:
+            text += f"; images under the VQ-VAE: <= {r['image_bpd_bound']:.4f} bits/dim"
+        return text
     return f"{r['split']}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()
                                           if isinstance(v, float))
 
@@ -335,8 +387,25 @@ def _describe(r: dict[str, Any]) -> str:
 def cmd_eval(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     model, meta = load_run(args.run, "best", device=device)
+    if args.importance_samples is not None:
+        if not hasattr(model.config, "eval_samples"):
+            raise ConfigError(f"--importance-samples applies to latent-variable models (vae, iwae, "
+                              f"...); {meta['model']} has an exact or deterministic score")
+        if args.importance_samples < 1:
+            raise ConfigError(f"--importance-samples must be >= 1, got {args.importance_samples}")
+        model.config.eval_samples = args.importance_samples
     ds = _load_data(args, args.split, meta["data"])
+    if args.examples is not None:
+        if not 1 <= args.examples <= len(ds) or not hasattr(ds, "subset"):
+            raise ConfigError(f"--examples must be in [1, {len(ds)}] (the {args.split} split's "
+                              f"size), got {args.examples}")
+        ds = ds.subset(torch.arange(args.examples), ds.split)
     result = _evaluate_report(model, ds, meta, args.batch_size)
+    if args.importance_samples is not None:
+        result["importance_samples"] = args.importance_samples
+    vq_prior = _vq_prior(model, meta, device)
+    if vq_prior is not None:
+        result.update(_vq_bound(args, *vq_prior, args.split, args.batch_size))
     print(json.dumps(result) if args.json else _describe(result))
     return 0
 
@@ -404,6 +473,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.interpolate:
         return _interpolate(args, model, meta)
     y = None if args.label is None else torch.full((args.n,), args.label, dtype=torch.long)
+    vq_prior = _vq_prior(model, meta, model.device) if suffix not in (".wav", ".txt") else None
+    if vq_prior is not None:  # a prior over VQ-VAE codes: decode the sampled codes to images
+        model = vq_prior[0]
     x = model.sample(args.n, y=y, temperature=args.temperature, **naive, **length_opt)
     if suffix == ".wav":
         save_audio_samples(x, model.spec, meta["data"]["name"], args.out)

@@ -94,6 +94,19 @@ def save_completions(x: torch.Tensor, known: torch.Tensor, completed: torch.Tens
     image_grid(rows, None, ncol=3).save(path)
 
 
+def save_reconstructions(x: torch.Tensor, reconstructed: torch.Tensor, spec: DataSpec,
+                         path: str | Path, ncol: int = 8) -> None:
+    """Save images and their reconstructions: rows of ``ncol`` originals, each followed by the
+    row of their reconstructions."""
+    n = len(x) - len(x) % ncol if len(x) >= ncol else len(x)
+    ncol = min(ncol, n)
+    rows = torch.stack([x[:n].cpu().view(-1, ncol, *x.shape[1:]),
+                        reconstructed[:n].cpu().view(-1, ncol, *x.shape[1:])], 1)  # (R, 2, ncol, ...)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(rows.flatten(0, 2), spec.levels, ncol=ncol).save(path)
+
+
 @torch.no_grad()
 def save_density(model: torch.nn.Module, spec: DataSpec, data: torch.Tensor,
                  path: str | Path, title: str = "") -> None:

@@ -23,7 +23,7 @@ from unsup.data.registry import DATASETS, SPLITS, Request, data_root, resolve
 from unsup.errors import ConfigError
 
 # Modules whose import registers sources. Each holds one family of datasets.
-_SOURCE_MODULES = ("digits", "idx", "cifar", "folder", "toy", "colored", "text", "speech")
+_SOURCE_MODULES = ("digits", "idx", "cifar", "folder", "toy", "colored", "text", "speech", "vqcodes")
 
 
 def _import_sources() -> None:

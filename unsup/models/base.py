@@ -141,6 +141,13 @@ class LikelihoodModel(Model):
         """log p(x) (or log p(x | y)) in nats, shape ``(B,)``."""
         raise NotImplementedError
 
+    def validation_log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """What validation during training scores, ``(B,)``: :meth:`log_prob` unless that is too
+        costly to run every few hundred steps (a latent-variable model's importance-sampled
+        estimate), in which case a cheaper lower bound. Final evaluation always uses ``log_prob``.
+        """
+        return self.log_prob(x, y)
+
     @torch.no_grad()
     def sample(self, n: int, *, y: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
         """Draw ``n`` samples, shape ``(n, *spec.shape)``, using torch's global RNG."""

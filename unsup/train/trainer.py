@@ -171,12 +171,15 @@ def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch
 
 @torch.no_grad()
 def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int = 0,
-             device: torch.device | None = None) -> dict[str, float]:
+             device: torch.device | None = None, validation: bool = False) -> dict[str, float]:
     """Average metrics of ``model`` over ``ds``.
 
     For likelihood models the result holds ``nll`` (nats per example), ``bpd`` (bits per
     dimension), ``exact`` (False when ``log_prob`` is a bound) and ``n`` (examples); otherwise the
-    example-weighted mean of each entry of ``model.loss``.
+    example-weighted mean of each entry of ``model.loss``. With ``validation`` the score is the
+    model's ``validation_log_prob`` (a cheaper bound for latent-variable models). Models with a
+    ``log_prob_with_se`` (importance-sampled estimates) also report ``nll_se``: the Monte-Carlo
+    standard error of the mean NLL on these examples, ``sqrt(sum_i se_i^2) / n``.
     """
     device = device or model.device
     was_training = model.training
@@ -187,7 +190,15 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
         for batch in iterate(ds, batch_size, max_batches):
             batch = _to(batch, device)
             b = len(batch["x"])
-            if isinstance(model, LikelihoodModel):
+            if isinstance(model, LikelihoodModel) and validation:
+                lp = model.validation_log_prob(batch["x"], batch.get("y"))
+                totals["nll"] = totals.get("nll", 0.0) + float(-lp.double().sum())
+            elif isinstance(model, LikelihoodModel) and hasattr(model, "log_prob_with_se"):
+                lp, se = model.log_prob_with_se(batch["x"])
+                lp, se = lp.double(), se.double()
+                totals["nll"] = totals.get("nll", 0.0) + float(-lp.sum())
+                totals["se_sq"] = totals.get("se_sq", 0.0) + float(se.pow(2).sum())
+            elif isinstance(model, LikelihoodModel):
                 lp = model.log_prob(batch["x"], batch.get("y"))
                 totals["nll"] = totals.get("nll", 0.0) + float(-lp.double().sum())
             else:
@@ -197,6 +208,8 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     finally:
         model.train(was_training)
     out: dict[str, Any] = {k: v / max(n, 1) for k, v in totals.items()}
+    if "se_sq" in out:  # independent estimates: Var(mean) = sum_i se_i^2 / n^2
+        out["nll_se"] = math.sqrt(out.pop("se_sq") / max(n, 1))
     if isinstance(model, LikelihoodModel):
         out["loss"] = out["nll"] / model.spec.dims
         out["bpd"] = nats_to_bits_per_dim(out["nll"], model.spec.dims)
@@ -399,7 +412,7 @@ class Trainer:
             return None
         model = self.ema.model if self.ema else self.model
         metrics = evaluate(model, self.val_set, max(self.cfg.batch_size, 256),
-                           self.cfg.eval_batches, self.device)
+                           self.cfg.eval_batches, self.device, validation=True)
         self._log("val", {k: v for k, v in metrics.items() if isinstance(v, float)})
         return metrics
 
