@@ -168,18 +168,47 @@ class VAE(LikelihoodModel):
         """Parameters of ``p(x | z)`` for latents ``(N, z_dim)``: ``(N, P, *spec.shape)``."""
         return self.decoder(z).view(len(z), self.likelihood.num_params, *self.spec.shape)
 
-    def log_weights(self, x: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor, k: int
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``k`` reparameterised draws ``z ~ q`` per example: ``(log w, log p(x | z))``, each
-        ``(k, B)``, with ``log w = log p(x | z) + log p(z) - log q(z | x)``."""
+    # ------------------------------------------------- the pieces a richer VAE replaces
+    # q(z | x), p(z) and p(x | z) each sit behind one method, so that a flow prior, an IAF
+    # posterior, a PixelCNN decoder or a second latent layer is a subclass overriding one or two of
+    # them; the bounds, the importance-sampled estimate and the sampler are written once, here.
+
+    analytic_kl: bool = True  # q and p are the diagonal and the standard Gaussian of this class
+
+    def draw_posterior(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``k`` reparameterised draws ``z ~ q(z | x)`` per example and their ``log q(z | x)``:
+        ``(k, B, z_dim)`` and ``(k, B)``."""
+        mu, log_s = self.posterior(x)
+        eps = torch.randn(k, *mu.shape, device=mu.device)
+        z = mu + torch.exp(log_s) * eps
+        return z, -0.5 * (eps.pow(2) + LOG_2PI).sum(-1) - log_s.sum(-1)
+
+    def prior_log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """``log p(z)`` over the last dimension: ``N(0, I)``."""
+        return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+    def sample_prior(self, n: int, temperature: float = 1.0) -> torch.Tensor:
+        """``n`` latents from the prior, its noise scaled by ``temperature``: ``(n, z_dim)``."""
+        return torch.randn(n, self.z_dim, device=self.device) * temperature
+
+    def decoder_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``log p(x | z)`` for data ``(N, *shape)`` and latents ``(N, z_dim)``: ``(N,)``."""
+        return self.likelihood.log_prob(self.decoder_params(z), x)
+
+    def decoder_draw(self, z: torch.Tensor, mode: bool = False) -> torch.Tensor:
+        """One ``x ~ p(x | z)`` (``mode``: the most likely ``x``) per latent: ``(N, *shape)``."""
+        params = self.decoder_params(z)
+        return self.likelihood.mode(params) if mode else self.likelihood.sample(params)
+
+    def log_weights(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``k`` draws ``z ~ q(z | x)`` per example: ``(log w, log p(x | z), log q(z | x) - log p(z))``,
+        each ``(k, B)``, with ``log w = log p(x | z) + log p(z) - log q(z | x)``."""
         b = len(x)
-        eps = torch.randn(k, b, self.z_dim, device=mu.device)
-        z = mu + torch.exp(log_s) * eps  # (k, B, z)
+        z, log_qz = self.draw_posterior(x, k)  # (k, B, ...), (k, B)
         xs = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])  # (k B, *shape)
-        log_px_z = self.likelihood.log_prob(self.decoder_params(z.view(k * b, -1)), xs).view(k, b)
-        log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
-        log_qz = -0.5 * (eps.pow(2) + LOG_2PI).sum(-1) - log_s.sum(-1)
-        return log_px_z + log_pz - log_qz, log_px_z
+        log_px_z = self.decoder_log_prob(xs, z.reshape(k * b, *z.shape[2:])).view(k, b)
+        kl_sample = log_qz - self.prior_log_prob(z)
+        return log_px_z - kl_sample, log_px_z, kl_sample
 
     # ----------------------------------------------------------------------------- training
 
@@ -196,13 +225,16 @@ class VAE(LikelihoodModel):
         x = batch["x"]
         self.check_input(x)
         x = x.to(self.device)
-        mu, log_s = self.posterior(x)
-        kl_j = 0.5 * (mu.pow(2) + torch.exp(2 * log_s) - 1.0) - log_s  # (B, z): KL per dimension
+        log_w, log_px_z, kl_sample = self.log_weights(x, c.k)
+        if self.analytic_kl:  # the KL of two Gaussians in closed form, per latent dimension
+            mu, log_s = self.posterior(x)
+            kl_j = 0.5 * (mu.pow(2) + torch.exp(2 * log_s) - 1.0) - log_s  # (B, z)
+        else:  # a one-sample Monte-Carlo KL, as one "dimension"
+            kl_j = kl_sample[0][:, None]
         kl = kl_j.sum(1)
-        log_w, log_px_z = self.log_weights(x, mu, log_s, c.k)
         weight = self.kl_weight()
         if c.k == 1:
-            bound = log_px_z[0] - kl  # the ELBO with the KL in closed form
+            bound = log_px_z[0] - kl  # the ELBO
             kl_term = kl_j.mean(0).clamp(min=c.free_bits).sum() if c.free_bits else kl.mean()
             objective = -log_px_z[0].mean() + weight * kl_term
         else:
@@ -254,10 +286,8 @@ class VAE(LikelihoodModel):
         chunk = self.config.eval_chunk
         out1, out2 = [], []
         for xb in x.split(chunk):  # example blocks; then sample blocks of <= chunk pairs
-            mu, log_s = self.posterior(xb)
             per = max(1, chunk // len(xb))
-            lw = [self.log_weights(xb, mu, log_s, min(per, k - i))[0].double()
-                  for i in range(0, k, per)]
+            lw = [self.log_weights(xb, min(per, k - i))[0].double() for i in range(0, k, per)]
             log_w = torch.cat(lw)  # (k, b)
             out1.append(torch.logsumexp(log_w, 0))
             out2.append(torch.logsumexp(2 * log_w, 0))
@@ -270,9 +300,7 @@ class VAE(LikelihoodModel):
         """``z ~ N(0, T^2 I)``, then ``x ~ p(x | z)``; ``T = 0`` gives the mode of ``p(x | 0)``."""
         t = check_temperature(temperature)
         self.sample_labels(y, n)  # unconditional: y must be None
-        z = torch.randn(n, self.z_dim, device=self.device) * t
-        params = self.decoder_params(z)
-        return self.likelihood.mode(params) if t == 0 else self.likelihood.sample(params)
+        return self.decoder_draw(self.sample_prior(n, t), mode=t == 0)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -283,7 +311,7 @@ class VAE(LikelihoodModel):
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """The mode of ``p(x | z)`` (the mean for a Gaussian), ``(N, *spec.shape)``."""
-        return self.likelihood.mode(self.decoder_params(z.to(self.device)))
+        return self.decoder_draw(z.to(self.device), mode=True)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """``decode(encode(x))``."""
