@@ -194,6 +194,8 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--examples", type=int, default=None, metavar="N",
                    help="evaluate on the first N examples of the split only (say so when you "
                    "report the figure)")
+    e.add_argument("--seed", type=int, default=0,
+                   help="seed of stochastic estimates (importance samples, dequantisation noise)")
 
     s = sub.add_parser("sample", help="draw samples from a trained run", formatter_class=fmt,
                        epilog="example:\n  unsup sample runs/digits --n 64 --out samples.png "
@@ -255,6 +257,7 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
         save_reconstructions(x, model.reconstruct(x.to(model.device)), spec,
                              out_dir / "reconstructions.png")
         written.append(out_dir / "reconstructions.png")
+    written += _write_latent_pictures(model, spec, out_dir, n, test_x)
     if not isinstance(model, LikelihoodModel) or n <= 0 or not pictured:
         return written  # sequences: `unsup sample DIR --out FILE.wav|.txt`
     torch.manual_seed(0)
@@ -268,9 +271,30 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
             and test_x is not None:  # continuous 1-D/2-D: density on a grid, and the latent space
         save_density_continuous(model, test_x, out_dir / "density.png")
         written.append(out_dir / "density.png")
-        if callable(getattr(model, "encode", None)):
+        if callable(getattr(model, "encode", None)) and getattr(model, "z_dim", spec.dims) == spec.dims:
             save_latents(model, test_x, out_dir / "latents.png", test_y)
             written.append(out_dir / "latents.png")
+    return written
+
+
+def _write_latent_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | None
+                           ) -> list[Path]:
+    """VAE-family pictures: interpolations and latent traversals (images), decoder means (2-D)."""
+    from unsup.models.vae import VAE
+    from unsup.plots import save_decoder_means, save_interpolations, save_traversal
+
+    if not isinstance(model, VAE) or test_x is None or n <= 0:
+        return []
+    written = []
+    if spec.kind == "image":
+        save_interpolations(model, test_x[:16].to(model.device), out_dir / "interpolations.png")
+        written.append(out_dir / "interpolations.png")
+        if model.continuous_latents:
+            save_traversal(model, test_x[:1000].to(model.device), out_dir / "traversal.png")
+            written.append(out_dir / "traversal.png")
+    elif spec.shape == (2,) and spec.levels is None:
+        save_decoder_means(model, test_x.to(model.device), out_dir / "decoder-means.png")
+        written.append(out_dir / "decoder-means.png")
     return written
 
 
@@ -313,11 +337,14 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{summary['best_val']:.4f}", file=sys.stderr)
     if args.no_test:
         return 0
-    best, _ = load_run(out, "best", device=trainer.device)
+    best, best_meta = load_run(out, "best", device=trainer.device)
     test = _load_data(args, "test")
-    result = _evaluate_report(best, test, meta, args.batch_size * 4)
-    (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
+    result = _evaluate_report(best, test, {**meta, "step": best_meta.get("step")}, args.batch_size * 4)
     test_x = test.x if isinstance(test, udata.TensorDataset) else None
+    if callable(getattr(best, "active_units", None)) and test_x is not None:
+        result["active_units"] = best.active_units(test_x[:2000])
+        result["latent_dims"] = best.z_dim
+    (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
     test_y = test.y if isinstance(test, udata.TensorDataset) else None
     pictured = best
     vq_prior = _vq_prior(best, meta, trainer.device)
@@ -386,6 +413,7 @@ def _describe(r: dict[str, Any]) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     device = select_device(args.device)
+    seed_everything(args.seed)
     model, meta = load_run(args.run, "best", device=device)
     if args.importance_samples is not None:
         if not hasattr(model.config, "eval_samples"):

@@ -108,6 +108,60 @@ def save_reconstructions(x: torch.Tensor, reconstructed: torch.Tensor, spec: Dat
 
 
 @torch.no_grad()
+def save_interpolations(model: torch.nn.Module, x: torch.Tensor, path: str | Path,
+                        pairs: int = 8, steps: int = 10) -> None:
+    """Rows of ``model.interpolate(a, b, steps)`` between consecutive pairs of the images ``x``;
+    the first and last columns are decodings of the two endpoints' codes."""
+    rows = [model.interpolate(x[2 * i], x[2 * i + 1], steps).cpu()
+            for i in range(min(pairs, len(x) // 2))]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(torch.cat(rows), model.spec.levels, ncol=steps).save(path)
+
+
+@torch.no_grad()
+def save_traversal(model: torch.nn.Module, x: torch.Tensor, path: str | Path, dims: int = 10,
+                   span: float = 3.0, steps: int = 9) -> None:
+    """Latent traversals (the beta-VAE figure): the code of the image ``x[0]`` with one latent
+    coordinate at a time swept over ``[-span, span]``, one row per coordinate. Rows are the
+    ``dims`` coordinates whose posterior means vary most over the images ``x`` (the active units
+    first)."""
+    codes = torch.cat([model.encode(c) for c in x.split(1024)])  # (N, z)
+    order = codes.double().var(0).argsort(descending=True)[:dims]
+    values = torch.linspace(-span, span, steps, device=codes.device)
+    z = codes[:1].repeat(len(order) * steps, 1)  # (rows * steps, z)
+    for r, j in enumerate(order.tolist()):
+        z[r * steps:(r + 1) * steps, j] = values
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(model.decode(z).cpu(), model.spec.levels, ncol=steps).save(path)
+
+
+@torch.no_grad()
+def save_decoder_means(model: torch.nn.Module, x: torch.Tensor, path: str | Path,
+                       n: int = 2000) -> None:
+    """2-D data: the data, samples ``x ~ p(x | z)`` and the decoder means ``E[x | z]`` for
+    ``z ~ p(z)`` side by side. A collapsed posterior shows as decoder means piled on one point:
+    the latent carries nothing and the decoder's own noise models all of the data."""
+    torch.manual_seed(0)
+    z = model.sample_prior(n)
+    panels = ((x[:n], "test data"), (model.decoder_draw(z), "samples x ~ p(x | z)"),
+              (model.decode(z), "decoder means E[x | z]"))
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharex=True, sharey=True)
+    for ax, (v, title) in zip(axes, panels, strict=True):
+        v = v.detach().cpu().float().numpy()
+        ax.scatter(v[:, 0], v[:, 1], s=2, alpha=0.5)
+        ax.set_title(title)
+        ax.set_xlabel("x1")
+    axes[0].set_ylabel("x2")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+@torch.no_grad()
 def save_density(model: torch.nn.Module, spec: DataSpec, data: torch.Tensor,
                  path: str | Path, title: str = "") -> None:
     """Plot a model's probabilities over every value of 1-D or 2-D discrete data next to the

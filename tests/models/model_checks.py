@@ -23,3 +23,13 @@ def all_images(shape: tuple[int, ...], levels: int) -> torch.Tensor:
 
     n = math.prod(shape)
     return torch.tensor(list(itertools.product(range(levels), repeat=n))).view(-1, *shape)
+
+
+def assert_marginal_sums_to_one(model, shape: tuple[int, ...] = (8,), k: int = 2000) -> None:
+    """A latent-variable model's importance-sampled ``p^(x) = exp(log p^(x))`` is unbiased for
+    ``p(x)``: summed over every binary example of ``shape`` it is 1 within its standard error."""
+    x = all_images(shape, 2)
+    lp, se = model.log_prob_with_se(x, k=k)
+    p = lp.double().exp()
+    se_total = (p * se.double()).pow(2).sum().sqrt()  # delta method: se(p^) = p^ se(log p^)
+    assert abs(p.sum() - 1) < 3 * se_total + 0.01, (float(p.sum()), float(se_total))

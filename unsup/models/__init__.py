@@ -16,7 +16,8 @@ MODELS: Registry[type[Model]] = Registry("model")
 # Modules whose import registers models; one model family each.
 _MODEL_MODULES = ("histogram", "logistic_mixture", "made", "pixelcnn", "wavenet", "gated_pixelcnn",
                   "transformer", "pixelsnail", "lstm", "bytenet", "nade", "pixelcnn_pp",
-                  "realnvp", "glow", "nice", "cdf_flow", "maf", "flowpp", "vqvae", "vae")
+                  "realnvp", "glow", "nice", "cdf_flow", "maf", "flowpp", "vqvae", "vae",
+                  "vae_flows", "hvae", "gumbel_vae", "pixelvae")
 
 
 def _import_models() -> None:

@@ -58,7 +58,8 @@ class Likelihood:
         raise NotImplementedError
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
-        """The most likely ``x`` (the mean for a Gaussian), shape ``(N, *shape)``."""
+        """A representative ``x`` for pictures and ``T = 0`` sampling, shape ``(N, *shape)``: the
+        most likely value (binary), the mean (Gaussian), the level nearest the mean (logistic)."""
         raise NotImplementedError
 
 
@@ -131,7 +132,11 @@ class DiscretizedLogistic(Likelihood):
         return sample_categorical(discretized_logistic_mixture_table(*self._split(params), self.levels))
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
-        return discretized_logistic_mixture_table(*self._split(params), self.levels).argmax(-1)
+        """The level nearest the mean (for pictures): the most likely bin of a wide logistic is
+        an end level, which collects the whole tail."""
+        p = discretized_logistic_mixture_table(*self._split(params), self.levels).softmax(-1)
+        mean = (p * torch.arange(self.levels, device=p.device, dtype=p.dtype)).sum(-1)
+        return mean.round().long()
 
 
 def make_likelihood(name: str, spec: DataSpec) -> Likelihood:

@@ -101,12 +101,15 @@ class GaussianMADE(nn.Module):
         hidden_layers: number of hidden layers (0: a masked linear map).
         order: positions ``pi(d)`` in ``1..D`` of each dimension (:func:`ordering`).
         seed: seed of the hidden units' degrees.
+        context: size of an optional context vector ``c`` (0: none), fed through an unmasked
+            linear map into the first layer's pre-activation, so every output may depend on ``c``
+            and the outputs stay autoregressive in ``h`` (IAF's encoder context).
     """
 
     order: torch.Tensor
 
     def __init__(self, dims: int, hidden: int, hidden_layers: int, order: torch.Tensor,
-                 seed: int = 0) -> None:
+                 seed: int = 0, context: int = 0) -> None:
         super().__init__()
         self.dims = dims
         self.register_buffer("order", order.clone())
@@ -120,10 +123,18 @@ class GaussianMADE(nn.Module):
             layer.set_mask(mask)
         nn.init.zeros_(self.layers[-1].weight)  # mu = alpha = 0: the layer starts as the identity
         nn.init.zeros_(self.layers[-1].bias)
+        self.context = nn.Linear(context, sizes[1], bias=False) if context else None
+        if self.context is not None and hidden_layers == 0:  # it feeds the outputs: start at zero
+            nn.init.zeros_(self.context.weight)
 
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, h: torch.Tensor, context: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        if (context is None) != (self.context is None):
+            raise ValueError("a context MADE needs a context, and a MADE without one takes none")
         for i, layer in enumerate(self.layers):
             h = layer(h)
+            if i == 0 and self.context is not None:
+                h = h + self.context(context)
             if i < len(self.layers) - 1:
                 h = F.relu(h)
         mu, alpha = h.chunk(2, 1)  # (B, D) each

@@ -174,6 +174,7 @@ class VAE(LikelihoodModel):
     # them; the bounds, the importance-sampled estimate and the sampler are written once, here.
 
     analytic_kl: bool = True  # q and p are the diagonal and the standard Gaussian of this class
+    continuous_latents: bool = True  # codes can be swept coordinate by coordinate (traversals)
 
     def draw_posterior(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``k`` reparameterised draws ``z ~ q(z | x)`` per example and their ``log q(z | x)``:
