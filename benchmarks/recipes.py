@@ -136,6 +136,8 @@ RECIPES.update({
     "vae-fashion-binary": ["vae", *VAE],
     "iwae-fashion-binary": ["iwae", *VAE],
     "vae-flow-prior-fashion-binary": ["vae-flow-prior", *VAE],
+    "hvae-fashion-binary": ["hvae", *VAE],
+    "gumbel-vae-fashion-binary": ["gumbel-vae", *VAE],
     "pixelvae-fashion-binary": ["pixelvae", *VAE[:-2], "--eval-samples", "10", "--free-bits", "0.25"],
     # beta-VAE: the same VAE with the KL weighted by 4, for its latent traversals.
     "vae-beta4-fashion-binary": ["vae", *VAE, "--beta", "4"],
@@ -151,8 +153,9 @@ RECIPES.update({
 CHAIN = [(f"K{k}-N2000", ["--importance-samples", str(k), "--examples", "2000"]) for k in (1, 10, 100, 5000)]
 COMMON = [("K5000-N100", ["--importance-samples", "5000", "--examples", "100"])]
 EVALS = {"vae-fashion-binary": CHAIN + COMMON, "iwae-fashion-binary": CHAIN + COMMON,
-         "vae-flow-prior-fashion-binary": [CHAIN[0], CHAIN[-1], *COMMON],
-         "pixelvae-fashion-binary": COMMON}
+         **{name: [CHAIN[0], CHAIN[-1], *COMMON] for name in (
+             "vae-flow-prior-fashion-binary", "hvae-fashion-binary", "gumbel-vae-fashion-binary")},
+         "pixelvae-fashion-binary": [CHAIN[1], *COMMON]}
 
 # Sequence data has no picture: these recipes also write samples with `unsup sample` (a WAV file
 # of generated speech -- one second each, four times the training clips --, decoded text),
@@ -171,6 +174,29 @@ def command(name: str) -> list[str]:
     return [*prefix, "unsup", "train", *RECIPES[name], "--seed", "0", "--out", f"runs/bench/{name}"]
 
 
+def run_evals(name: str, result: dict, env: dict) -> None:
+    """The recipe's `unsup eval` commands (EVALS) missing from ``result["importance"]``."""
+    for label, options in EVALS.get(name, []):
+        if label in result.get("importance", {}):
+            continue
+        done = subprocess.run([sys.executable, "-m", "unsup.cli", "eval", f"runs/bench/{name}", *options,
+                               "--seed", "0", "--json"], check=True, cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        result.setdefault("importance", {})[label] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{name} {label}: {result['importance'][label]}", flush=True)
+
+
+def evals_only(name: str) -> None:
+    """Add the missing EVALS of a finished recipe (its run directory and result must exist)."""
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    if not path.exists() or not (ROOT / "runs" / "bench" / name).exists():
+        sys.exit(f"{name}: no result or run directory; run `python benchmarks/recipes.py {name}` first")
+    result = json.loads(path.read_text())
+    env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if name in ONE_CORE else {})}
+    run_evals(name, result, env)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def run(name: str) -> dict:
     out = ROOT / "runs" / "bench" / name
     if out.exists():
@@ -185,12 +211,7 @@ def run(name: str) -> dict:
         subprocess.run([sys.executable, "-m", "unsup.cli", "sample", str(out), *options,
                         "--seed", "0", "--out", str(out / file)], check=True, cwd=ROOT, env=env)
     result = json.loads((out / "test.json").read_text())
-    for label, options in EVALS.get(name, []):
-        done = subprocess.run([sys.executable, "-m", "unsup.cli", "eval", str(out), *options,
-                               "--seed", "0", "--json"], check=True, cwd=ROOT, env=env,
-                              capture_output=True, text=True)
-        result.setdefault("importance", {})[label] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{name} {label}: {result['importance'][label]}", flush=True)
+    run_evals(name, result, env)
     result.update(train=json.loads((out / "train.json").read_text()),
                   command=" ".join(cmd), wall_seconds=round(time.time() - t0, 1),
                   threads=1 if name in ONE_CORE else os.cpu_count())
@@ -207,6 +228,8 @@ def main() -> None:
     p.add_argument("names", nargs="*", help="recipes to run")
     p.add_argument("--all", action="store_true", help="run every recipe")
     p.add_argument("--list", action="store_true", help="print the recipes and their commands")
+    p.add_argument("--evals-only", action="store_true",
+                   help="only add the `unsup eval` results (EVALS) a finished recipe is missing")
     args = p.parse_args()
     if args.list or not (args.names or args.all):
         for name in RECIPES:
@@ -216,6 +239,10 @@ def main() -> None:
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         p.error(f"unknown recipe(s) {', '.join(unknown)}; see --list")
+    if args.evals_only:
+        for name in names:
+            evals_only(name)
+        return
     for name in names:
         r = run(name)
         score = (f"{r['bpd']:.4f} bits/dim ({r['nll_nats']:.3f} nats/example)" if "bpd" in r else

@@ -341,9 +341,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     test = _load_data(args, "test")
     result = _evaluate_report(best, test, {**meta, "step": best_meta.get("step")}, args.batch_size * 4)
     test_x = test.x if isinstance(test, udata.TensorDataset) else None
-    if callable(getattr(best, "active_units", None)) and test_x is not None:
-        result["active_units"] = best.active_units(test_x[:2000])
-        result["latent_dims"] = best.z_dim
+    result.update(_latent_report(best, test))
     (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
     test_y = test.y if isinstance(test, udata.TensorDataset) else None
     pictured = best
@@ -398,6 +396,15 @@ def _evaluate_report(model, ds, meta: dict[str, Any], batch_size: int) -> dict[s
     return result
 
 
+def _latent_report(model, ds) -> dict[str, Any]:
+    """Latent-variable models: KL, reconstruction term and active units on the first 2,000
+    examples of ``ds`` (named in the result), so that posterior collapse is visible."""
+    if not callable(getattr(model, "latent_report", None)) or not isinstance(ds, udata.TensorDataset):
+        return {}
+    n = min(len(ds), 2000)
+    return {"latent": {**model.latent_report(ds.x[:n]), "examples": n}}
+
+
 def _describe(r: dict[str, Any]) -> str:
     if "bpd" in r:
         kind = "exact" if r["exact"] else "upper bound (the model's log_prob is a lower bound)"
@@ -406,6 +413,10 @@ def _describe(r: dict[str, Any]) -> str:
                 f"({r['nats_per_dim']:.4f} nats/dim) over {r['n']} examples, {kind}")
         if "image_bpd_bound" in r:
             text += f"; images under the VQ-VAE: <= {r['image_bpd_bound']:.4f} bits/dim"
+        if "latent" in r:
+            lat = r["latent"]
+            text += (f"; on the first {lat['examples']}: KL {lat['kl']:.3f} nats, "
+                     f"{lat['active_units']}/{lat['latent_dims']} active units")
         return text
     return f"{r['split']}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()
                                           if isinstance(v, float))
@@ -431,6 +442,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = _evaluate_report(model, ds, meta, args.batch_size)
     if args.importance_samples is not None:
         result["importance_samples"] = args.importance_samples
+    result.update(_latent_report(model, ds))
     vq_prior = _vq_prior(model, meta, device)
     if vq_prior is not None:
         result.update(_vq_bound(args, *vq_prior, args.split, args.batch_size))

@@ -273,6 +273,23 @@ def test_cli_eval_sets_importance_samples_and_subset(tmp_path, capsys):
                         "--examples", "25")
     r = json.loads(text)
     assert (code, r["n"], r["importance_samples"]) == (0, 25, 30) and r["bpd_se"] > 0
+    # the estimate is random: --seed repeats it, another seed moves it by about its error
+    again = json.loads(run(capsys, "eval", str(out), "--json", "--importance-samples", "30",
+                           "--examples", "25")[1])
+    other = json.loads(run(capsys, "eval", str(out), "--json", "--importance-samples", "30",
+                           "--examples", "25", "--seed", "1")[1])
+    assert again["nll_nats"] == r["nll_nats"] and other["nll_nats"] != r["nll_nats"]
+    assert abs(other["nll_nats"] - r["nll_nats"]) < 6 * r["nll_se"]
+    # one sample (the ELBO's estimate) cannot measure its own error: none is reported, not 0
+    one = json.loads(run(capsys, "eval", str(out), "--json", "--importance-samples", "1",
+                         "--examples", "25")[1])
+    assert "nll_se" not in one and one["nll_nats"] > r["nll_nats"] - 6 * r["nll_se"]
+    # what the latents carry, on the evaluated examples: KL + recon is the ELBO's NLL
+    lat = r["latent"]
+    assert lat["examples"] == 25 and 0 <= lat["active_units"] <= lat["latent_dims"] == 4
+    assert lat["kl"] >= 0 and lat["recon"] + lat["kl"] > r["nll_nats"] - 6 * r["nll_se"]
+    code, text, _ = run(capsys, "eval", str(out), "--examples", "25")
+    assert code == 0 and "active units" in text
     code, _, err = run(capsys, "eval", str(out), "--examples", "0")
     assert code == 2 and "--examples must be in" in err
     code, _, err = run(capsys, "eval", str(out), "--importance-samples", "0")

@@ -262,12 +262,15 @@ class VAE(LikelihoodModel):
     def log_prob_with_se(self, x: torch.Tensor, k: int | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """Importance-sampled ``log p^(x)`` with ``k`` (default ``eval_samples``) samples and its
-        delta-method standard error ``s / (m sqrt k)`` (module docstring); each ``(B,)``."""
+        delta-method standard error ``s / (m sqrt k)`` (module docstring); each ``(B,)``. One
+        sample cannot estimate its own spread: with ``k = 1`` the error is NaN (not estimable)."""
         k = k or self.config.eval_samples
         lse, lse2 = self._log_mean_weights(x, k)
+        if k == 1:
+            return lse.float(), torch.full_like(lse, math.nan).float()
         # s^2 / m^2 (unbiased variance) from sum w = e^lse and sum w^2 = e^lse2:
         # (k sum w^2 / (sum w)^2 - 1) k / (k - 1); the standard error is sqrt of that over k.
-        rel_var = (k * torch.exp(lse2 - 2 * lse) - 1.0).clamp(min=0) * k / max(k - 1, 1)
+        rel_var = (k * torch.exp(lse2 - 2 * lse) - 1.0).clamp(min=0) * k / (k - 1)
         return (lse - math.log(k)).float(), torch.sqrt(rel_var / k).float()
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -330,6 +333,25 @@ class VAE(LikelihoodModel):
         """Latent dimensions with ``Var_x(E_q[z_j | x]) > threshold`` over the examples ``x``."""
         mu = torch.cat([self.encode(xb) for xb in x.split(1024)])  # (N, z)
         return int((mu.double().var(0) > threshold).sum())
+
+    @torch.no_grad()
+    def latent_report(self, x: torch.Tensor, batch_size: int = 256) -> dict[str, float | int]:
+        """What the latents carry on the examples ``x``: mean KL(q(z|x) || p(z)) in nats (and
+        each level's, for models that report them), mean reconstruction term ``-E_q log p(x|z)``,
+        active units out of ``latent_dims``. Posterior collapse shows as KL near 0."""
+        was_training = self.training
+        self.eval()
+        try:
+            sums: dict[str, float] = {}
+            for xb in x.split(batch_size):
+                terms = self.loss({"x": xb})
+                for key, v in terms.items():
+                    if key == "recon" or (key.startswith("kl") and key != "kl_weight"):
+                        sums[key] = sums.get(key, 0.0) + float(v) * len(xb)
+        finally:
+            self.train(was_training)
+        report: dict[str, float | int] = {k: v / len(x) for k, v in sums.items()}
+        return {**report, "active_units": self.active_units(x), "latent_dims": self.z_dim}
 
 
 @dataclass

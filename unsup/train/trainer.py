@@ -209,7 +209,9 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
         model.train(was_training)
     out: dict[str, Any] = {k: v / max(n, 1) for k, v in totals.items()}
     if "se_sq" in out:  # independent estimates: Var(mean) = sum_i se_i^2 / n^2
-        out["nll_se"] = math.sqrt(out.pop("se_sq") / max(n, 1))
+        se = math.sqrt(out.pop("se_sq") / max(n, 1))
+        if math.isfinite(se):  # NaN: the estimator could not measure its own error (one sample)
+            out["nll_se"] = se
     if isinstance(model, LikelihoodModel):
         out["loss"] = out["nll"] / model.spec.dims
         out["bpd"] = nats_to_bits_per_dim(out["nll"], model.spec.dims)
