@@ -88,8 +88,8 @@ def importance_table() -> str:
         units = f"{lat['active_units']}/{lat['latent_dims']}" if lat else "-"
         rows.append(f"| {path.stem} | {r['model']} | {r['train']['steps']} | {kl} | {recon} | {units} | "
                     + " | ".join(_se(r, k) for k in keys) + " |")
-    return "\n".join(rows + ["", "KL, recon and active units: on the first 2,000 test examples "
-                                  "(the PixelVAE's, where it has no such evaluation: its first 100)."])
+    return "\n".join(rows + ["", "KL (nats), reconstruction term -E_q log p(x|z) (nats) and active "
+                                  "units: on the first 2,000 test examples."])
 
 
 def vq_table() -> str:
