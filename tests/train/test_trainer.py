@@ -213,3 +213,36 @@ def test_bad_device_and_options_are_clear():
         Trainer(tiny(data.spec), data, None, cfg(device="tpu"))
     with pytest.raises(ConfigError, match="--amp"):
         Trainer(tiny(data.spec), data, None, cfg(amp="fp8"))
+
+
+def test_batch_feeder_gives_the_batch_of_the_step_asked_for_drawn_ahead_or_not():
+    from unsup.train.feed import BatchFeeder
+
+    drawn = []
+
+    def draw(step):
+        drawn.append(step)
+        return {"x": torch.full((2,), step)}
+
+    feeder = BatchFeeder(draw, prefetch=True)
+    steps = [0, 1, 2, 3, 1, 2, 7]  # a rollback to step 1, then a jump
+    got = [int(feeder(s)["x"][0]) for s in steps]
+    feeder.close()
+    assert got == steps
+    assert drawn[:4] == [0, 1, 2, 3]  # 1, 2, 3 were drawn ahead, one call each
+    plain = BatchFeeder(draw)
+    drawn.clear()
+    assert int(plain(5)["x"][0]) == 5 and drawn == [5]  # no prefetch: nothing drawn ahead
+
+
+def test_prefetching_batches_changes_no_number_of_a_run(tmp_path):
+    data = make_data()  # dynamic binarisation: each step's batch has randomness of its own
+    runs = []
+    for prefetch in ("off", "on"):
+        t = Trainer(tiny(data.spec), data, fixed(data), cfg(prefetch=prefetch),
+                    out=tmp_path / prefetch)
+        t.fit()
+        runs.append(weights(t.model))
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    with pytest.raises(ConfigError, match="--prefetch must be auto, on or off"):
+        cfg(prefetch="yes").validate()

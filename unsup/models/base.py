@@ -154,17 +154,30 @@ class LikelihoodModel(Model):
         raise NotImplementedError
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise a clear error for data of the wrong shape or range."""
+        """Raise a clear error for data of the wrong shape, dtype or range.
+
+        Discrete data: any integer dtype (uint8 included) with values in ``[0, levels)``.
+        Continuous data: a floating-point dtype and finite values.
+        """
         s = self.spec
+        name = type(self).__name__
         if tuple(x.shape[1:]) != tuple(s.shape):
-            raise ConfigError(f"{type(self).__name__} expects examples of shape {s.shape}, "
+            raise ConfigError(f"{name} expects examples of shape {s.shape}, "
                               f"got a batch of shape {tuple(x.shape)}")
         if s.levels is not None:
-            if x.is_floating_point():
-                raise ConfigError(f"{type(self).__name__} expects integer levels, got {x.dtype}")
-            if x.numel() and (x.min() < 0 or x.max() >= s.levels):
-                raise ConfigError(f"{type(self).__name__} expects values in [0, {s.levels - 1}], "
-                                  f"got [{int(x.min())}, {int(x.max())}]")
+            if x.is_floating_point() or x.is_complex():
+                raise ConfigError(f"{name} expects integer levels, got {x.dtype}")
+            if x.numel():
+                # compared as Python ints: in uint8, `x >= 256` would wrap 256 to 0
+                lo, hi = int(x.min()), int(x.max())
+                if lo < 0 or hi >= s.levels:
+                    raise ConfigError(f"{name} expects values in [0, {s.levels - 1}], got [{lo}, {hi}]")
+        else:
+            if not x.is_floating_point():
+                raise ConfigError(f"{name} models continuous data: expects floating-point values, "
+                                  f"got {x.dtype} (discrete data needs a model built for levels)")
+            if x.numel() and not bool(torch.isfinite(x).all()):
+                raise ConfigError(f"{name} expects finite values, got NaN or infinity")
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.nll_loss(self.log_prob(batch["x"], batch.get("y")))

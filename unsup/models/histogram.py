@@ -56,6 +56,7 @@ def histogram_mle(x: torch.Tensor, levels: int, alpha: float = 0.0) -> torch.Ten
     if alpha < 0:
         raise ConfigError(f"smoothing alpha must be >= 0, got {alpha}")
     d = x.shape[1]
+    x = x.long()  # in a narrower integer dtype x1 * levels could overflow
     flat = x[:, 0] * levels + x[:, 1] if d == 2 else x[:, 0]  # (N,) cell index
     counts = torch.bincount(flat.long(), minlength=levels**d).double() + alpha
     if counts.sum() == 0:
@@ -110,7 +111,7 @@ class Histogram(LikelihoodModel):
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) in nats, shape ``(B,)``; ``y`` is ignored."""
         self.check_input(x)
-        x = x.to(self.device)
+        x = x.to(self.device, torch.long)  # uint8 would index as a mask, and overflow below
         flat = x[:, 0] * self.levels + x[:, 1] if self.d == 2 else x[:, 0]  # (B,)
         return self.log_prob_table().flatten()[flat]
 

@@ -8,13 +8,24 @@ source cannot execute code, unlike ``torch.load`` of a pickle.
 
 Writes go to a temporary file in the same directory, are flushed to disk, and replace the old file
 with :func:`os.replace`, so a crash mid-write never leaves a truncated checkpoint behind.
+
+safetensors itself does not checksum anything, so the metadata also holds a SHA-256 digest of
+the other metadata and of every tensor (name, dtype, shape, bytes), checked on load: a truncated
+file, flipped bits in the tensor data or an edited header are refused with a
+:class:`~unsup.errors.CheckpointError` naming the file and the problem, instead of resuming from
+silently wrong weights. The unsup and torch versions that wrote the file are stored next to it
+(``unsup.version``, ``torch.version``), readable by any safetensors tool.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import tempfile
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +36,9 @@ from safetensors.torch import load_file, save_file
 from unsup.errors import CheckpointError
 
 _META_KEY = "unsup"
+_DIGEST_KEY = "unsup.sha256"
 _TENSOR_MARK = "__tensor__"
+_MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
 
 
 def _split(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -74,35 +87,157 @@ def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
         if key in seen and key != -1:
             tensors[name] = t.clone()
         seen[key] = name
+    import unsup  # here, not at the top: unsup/__init__ imports models that import this module
+
+    metadata = {_META_KEY: json.dumps(structure), "unsup.version": unsup.__version__,
+                "torch.version": torch.__version__}
+    metadata[_DIGEST_KEY] = _digest(metadata, tensors)
+
+    def write(tmp: str) -> None:
+        save_file(tensors, tmp, metadata=metadata)
+        _fsync(tmp)
+
+    _write_atomically(path, write)
+
+
+def _fsync(path: str) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path`` (atomic on
+    POSIX): a reader sees the old file or the new one, never a part; a failed write leaves none."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={_META_KEY: json.dumps(structure)})
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def remove_stale_temporaries(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files of writes that a killed process never finished; returns them.
+
+    Only call it when no other process writes checkpoints into ``directory``.
+    """
+    stale = [p for p in Path(directory).glob(".*.safetensors.*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def copy_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Atomically make ``dst`` a copy of the checkpoint ``src``.
+
+    A hard link where the file system allows it (no extra disk space; :func:`save_state` replaces
+    files rather than rewriting them, so the copy never changes), a byte copy otherwise.
+    """
+    src = Path(src)
+
+    def write(tmp: str) -> None:
+        os.unlink(tmp)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+            _fsync(tmp)
+
+    _write_atomically(Path(dst), write)
+
+
+def _digest(metadata: dict[str, str], tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of the metadata (but the digest) and of each tensor's name, dtype, shape and bytes."""
+    h = hashlib.sha256()
+    h.update(json.dumps(sorted((k, v) for k, v in metadata.items() if k != _DIGEST_KEY)).encode())
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(f"\n{name} {t.dtype} {tuple(t.shape)}\n".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def _layout_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a complete safetensors file, read from its first bytes and header;
+    ``None`` if the layout is sound (the data may still be altered: the digest tells)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if size == 0:
+            return "the file is empty (a write that never finished, or a copy that failed)"
+        if head.startswith(b"PK\x03\x04"):
+            return ("it is a zip archive, most likely a torch.save pickle (.pt/.pth); unsup "
+                    "checkpoints are safetensors files, and pickles are never loaded because "
+                    "unpickling can run arbitrary code")
+        if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+            return ("it is a Python pickle; unsup checkpoints are safetensors files, and pickles "
+                    "are never loaded because unpickling can run arbitrary code")
+        if size < 8:
+            return f"it is truncated: {size} bytes, less than the 8-byte header length"
+        n = int.from_bytes(head, "little")
+        if n > _MAX_HEADER:
+            return (f"it is not a safetensors file: its first 8 bytes announce a header of {n} "
+                    f"bytes")
+        if 8 + n > size:
+            return f"it is truncated: the header alone should be {n} bytes, the file has {size - 8}"
+        raw = f.read(n)
+    try:
+        header = json.loads(raw)
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        return f"its header is garbled (not the JSON safetensors writes: {e})"
+    expected = 8 + n + max(ends, default=0)
+    if size < expected:
+        return (f"it is truncated: {size} of {expected} bytes are present (tensor data is "
+                f"missing at the end)")
+    if size > expected:
+        return f"it has {size - expected} unexpected bytes after the tensor data"
+    return None
+
+
 def load_state(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a state written by :func:`save_state`.
+    """Read a state written by :func:`save_state`, verifying its checksum.
+
+    Checkpoints written before checksums were stored load with a warning that they could not be
+    verified.
 
     Raises:
-        CheckpointError: the file is missing, not a safetensors file, or not an unsup checkpoint.
+        CheckpointError: the file is missing, not a safetensors file (a pickle is refused, never
+            unpickled), truncated, garbled, altered since it was written (checksum mismatch), or
+            not an unsup checkpoint. The message names the file and the problem.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    bad = f"{path} is not a readable unsup checkpoint"
     try:
-        tensors = load_file(str(path), device=str(device))
+        problem = _layout_problem(path)
+        if problem is not None:
+            raise CheckpointError(f"{bad}: {problem}")
+        tensors = load_file(str(path), device="cpu")
         from safetensors import safe_open
 
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable unsup checkpoint (safetensors): {e}") from None
+        raise CheckpointError(f"{bad}: safetensors cannot parse it ({e})") from None
     if _META_KEY not in meta:
-        raise CheckpointError(f"{path} is a safetensors file but not an unsup checkpoint")
-    return _join(json.loads(meta[_META_KEY]), tensors)
+        raise CheckpointError(f"{path} is a safetensors file but not an unsup checkpoint (its "
+                              f"metadata has no {_META_KEY!r} entry)")
+    if _DIGEST_KEY in meta:
+        if _digest(meta, tensors) != meta[_DIGEST_KEY]:
+            raise CheckpointError(
+                f"{bad}: its contents do not match the SHA-256 checksum stored when it was written "
+                f"(tensor data or header altered or damaged since); resume from another "
+                f"checkpoint (best.safetensors, a step-*.safetensors) or start afresh")
+    else:
+        warnings.warn(f"{path} carries no checksum (written by an unsup before checkpoints had "
+                      f"one): loaded without verifying its integrity", stacklevel=2)
+    try:
+        structure = json.loads(meta[_META_KEY])
+    except ValueError as e:
+        raise CheckpointError(f"{bad}: its {_META_KEY!r} metadata is not valid JSON ({e})") from None
+    tensors = {k: v.to(device) for k, v in tensors.items()}
+    return _join(structure, tensors)

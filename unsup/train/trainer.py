@@ -17,8 +17,11 @@ import copy
 import csv
 import math
 import random
+import re
+import sys
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,9 +33,12 @@ from tqdm.auto import tqdm
 from unsup.data.base import Dataset
 from unsup.errors import ConfigError, TrainingDiverged
 from unsup.models.base import LikelihoodModel, Model, nats_to_bits_per_dim
-from unsup.train.checkpoint import load_state, save_state
+from unsup.train import distributed
+from unsup.train.checkpoint import copy_checkpoint, load_state, remove_stale_temporaries, save_state
+from unsup.train.feed import BatchFeeder
 
 LAST, BEST = "last.safetensors", "best.safetensors"
+STEP_FILE = re.compile(r"step-(\d+)\.safetensors")  # kept checkpoints (--keep-last N > 1)
 
 
 @dataclass
@@ -44,7 +50,8 @@ class TrainConfig:
         epochs: stop after this many passes over the training set (may be fractional).
         time: stop after this many seconds of wall-clock training.
             At least one budget is required; training stops at the first one reached.
-        batch_size: examples per step.
+        batch_size: examples per step; under torchrun the global batch, which the processes
+            split among themselves (see :mod:`unsup.train.distributed`).
         lr: peak learning rate (Adam).
         weight_decay: AdamW weight decay.
         warmup: steps of linear learning-rate warm-up from 0.
@@ -54,7 +61,17 @@ class TrainConfig:
         ema: decay of an exponential moving average of the weights used for validation,
             checkpoint selection and sampling (0 disables; 0.999 is typical).
         amp: mixed precision: ``auto`` (bf16 or fp16 on CUDA, off elsewhere), ``off``, ``bf16``,
-            ``fp16``.
+            ``fp16``. ``bf16`` also runs on the CPU, where it pays only if the CPU has bf16
+            instructions (AVX512-BF16, AMX); ``fp16`` adds a gradient scaler.
+        compile: run the model's loss (forward and backward) through ``torch.compile``. The
+            module itself is not wrapped, so checkpoints hold its plain ``state_dict``; a
+            compiler that cannot run (no C++ compiler on CPU, no Triton on CUDA) is a
+            :class:`ConfigError`, never a silent fall-back to eager mode.
+        channels_last: store 4-D weights and image batches channels-last (NHWC), the layout
+            convolutions on CUDA tensor cores prefer.
+        prefetch: draw the next step's batch on a worker thread during the current step, in pinned
+            memory on CUDA (:mod:`unsup.train.feed`): ``auto`` (on for CUDA), ``on`` or ``off``.
+            The batches are the same either way.
         device: ``auto`` (cuda, then mps, then cpu) or a torch device string.
         seed: seeds data order, initialisation and all randomness.
         eval_every: validate (and checkpoint) every this many steps (0: only at the end).
@@ -62,6 +79,18 @@ class TrainConfig:
         log_every: write training metrics every this many steps.
         progress: show a progress bar.
         tensorboard: write TensorBoard event files next to the CSV log.
+        sync_bn: under torchrun, turn ``torch.nn`` batch-norm layers into
+            :class:`torch.nn.SyncBatchNorm` (statistics of the global batch; CUDA only). A single
+            process has nothing to synchronise: a no-op with a warning.
+        keep_last: keep this many of the most recent checkpoints: with more than 1, every
+            checkpoint is also kept as ``step-NNNNNN.safetensors`` and older step files beyond
+            this many are deleted (1: only ``last.safetensors`` and ``best.safetensors``).
+        on_divergence: on a NaN or infinite loss, ``stop`` with :class:`TrainingDiverged`, or
+            ``rollback``: reload the last checkpoint (in memory when there is no run directory),
+            multiply the learning rate by ``rollback_lr_factor`` and go on.
+        rollback_lr_factor: learning-rate multiplier per rollback, in (0, 1]; the product is
+            stored in checkpoints, so a resumed run keeps the lowered rate.
+        max_rollbacks: rollbacks allowed in the whole run; the next divergence stops it.
     """
 
     steps: int | None = None
@@ -75,6 +104,9 @@ class TrainConfig:
     clip: float = 0.0
     ema: float = 0.0
     amp: str = "auto"
+    compile: bool = False
+    channels_last: bool = False
+    prefetch: str = "auto"
     device: str = "auto"
     seed: int = 0
     eval_every: int = 500
@@ -82,6 +114,11 @@ class TrainConfig:
     log_every: int = 20
     progress: bool = True
     tensorboard: bool = True
+    sync_bn: bool = False
+    keep_last: int = 1
+    on_divergence: str = "stop"
+    rollback_lr_factor: float = 0.5
+    max_rollbacks: int = 3
 
     def validate(self, n_train: int | None = None) -> None:
         """Raise a :class:`ConfigError` for inconsistent options (and an empty training set)."""
@@ -103,6 +140,23 @@ class TrainConfig:
             raise ConfigError(f"--amp must be auto, off, bf16 or fp16, got {self.amp!r}")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"--ema must be in [0, 1), got {self.ema}")
+        if not self.lr > 0:  # `not >` also refuses NaN
+            raise ConfigError(f"--lr must be positive, got {self.lr}")
+        for name in ("weight_decay", "warmup", "clip", "eval_every", "eval_batches"):
+            if not getattr(self, name) >= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if self.log_every < 1:
+            raise ConfigError(f"--log-every must be >= 1, got {self.log_every}")
+        if self.keep_last < 1:
+            raise ConfigError(f"--keep-last must be >= 1 (1: only last and best), got {self.keep_last}")
+        if self.prefetch not in ("auto", "on", "off"):
+            raise ConfigError(f"--prefetch must be auto, on or off, got {self.prefetch!r}")
+        if self.on_divergence not in ("stop", "rollback"):
+            raise ConfigError(f"--on-divergence must be stop or rollback, got {self.on_divergence!r}")
+        if not 0 < self.rollback_lr_factor <= 1:
+            raise ConfigError(f"--rollback-lr-factor must be in (0, 1], got {self.rollback_lr_factor}")
+        if self.max_rollbacks < 0:
+            raise ConfigError(f"--max-rollbacks must be >= 0, got {self.max_rollbacks}")
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -156,17 +210,69 @@ class BatchSchedule:
         return torch.Generator().manual_seed(_mix(self.seed, 7, step))
 
 
-def iterate(ds: Dataset, batch_size: int, max_batches: int = 0) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of ``ds`` in order (for evaluation)."""
+def iterate(ds: Dataset, batch_size: int, max_batches: int = 0, rank: int = 0,
+            world_size: int = 1) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of ``ds`` in order (for evaluation).
+
+    With ``world_size`` > 1 only batches ``rank, rank + world_size, ...`` of the (at most
+    ``max_batches``) batches: the ranks' shares cover the same examples as one process, once each.
+    """
     n = len(ds)
     for i, start in enumerate(range(0, n, batch_size)):
         if max_batches and i >= max_batches:
             return
-        yield ds.batch(torch.arange(start, min(start + batch_size, n)))
+        if i % world_size == rank:
+            yield ds.batch(torch.arange(start, min(start + batch_size, n)))
 
 
-def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+def _to(batch: dict[str, torch.Tensor], device: torch.device,
+        memory_format: torch.memory_format = torch.preserve_format) -> dict[str, torch.Tensor]:
+    """``batch`` on ``device``; ``memory_format`` applies to its 4-D (image) tensors only."""
+    return {k: v.to(device, non_blocking=True,
+                    memory_format=memory_format if v.dim() == 4 else torch.preserve_format)
+            for k, v in batch.items()}
+
+
+def compile_loss(model: Model) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+    """``model.loss`` through ``torch.compile``; a compiler that cannot run is an error.
+
+    Compiling the bound method rather than wrapping the module keeps ``model.state_dict()`` free
+    of the ``_orig_mod.`` prefix an ``OptimizedModule`` adds. Compilation happens at the first
+    call (again when shapes or train/eval mode change), so the first steps are slow.
+
+    Raises:
+        ConfigError: torch.compile does not support this Python, or its backend failed (on CPU,
+            for instance, there is no working C++ compiler).
+    """
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        raise ConfigError(f"--compile: torch {torch.__version__} cannot compile under Python "
+                          f"{sys.version.split()[0]}; train without --compile")
+    compiled = torch.compile(model.loss)
+
+    def loss(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        try:
+            return compiled(batch)
+        except torch._dynamo.exc.BackendCompilerFailed as e:
+            reason = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+            raise ConfigError(f"--compile: torch.compile failed: {reason} (on CPU it needs a working "
+                              f"C++ compiler, on CUDA Triton); train without --compile") from e
+
+    return loss
+
+
+def _match_param_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give per-parameter optimiser state the memory layout of its parameter again.
+
+    ``load_state_dict`` keeps the layout of the loaded (contiguous) tensors; after resuming a
+    ``channels_last`` model the moments would differ in strides from their parameters, which
+    sends CUDA's multi-tensor update kernels down their slow per-tensor path.
+    """
+    for p, state in optimizer.state.items():
+        for k, v in state.items():
+            if isinstance(v, torch.Tensor) and v.shape == p.shape and v.stride() != p.stride():
+                state[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 
 @torch.no_grad()
@@ -180,14 +286,18 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     model's ``validation_log_prob`` (a cheaper bound for latent-variable models). Models with a
     ``log_prob_with_se`` (importance-sampled estimates) also report ``nll_se``: the Monte-Carlo
     standard error of the mean NLL on these examples, ``sqrt(sum_i se_i^2) / n``.
+
+    Under torch.distributed every rank must call it: each evaluates its share of the batches
+    (:func:`iterate`) and all get the sums over all ranks, hence the same result.
     """
     device = device or model.device
+    ranks = distributed.current()
     was_training = model.training
     model.eval()
     totals: dict[str, float] = {}
     n = 0
     try:
-        for batch in iterate(ds, batch_size, max_batches):
+        for batch in iterate(ds, batch_size, max_batches, ranks.rank, ranks.world_size):
             batch = _to(batch, device)
             b = len(batch["x"])
             if isinstance(model, LikelihoodModel) and validation:
@@ -207,6 +317,9 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
             n += b
     finally:
         model.train(was_training)
+    if ranks.enabled:  # sums (of nll, se_sq, loss terms, n) over the ranks' shares
+        totals = ranks.sum({**totals, "n": float(n)})
+        n = int(totals.pop("n"))
     out: dict[str, Any] = {k: v / max(n, 1) for k, v in totals.items()}
     if "se_sq" in out:  # independent estimates: Var(mean) = sum_i se_i^2 / n^2
         se = math.sqrt(out.pop("se_sq") / max(n, 1))
@@ -256,6 +369,17 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _cpu_copy(obj: Any) -> Any:
+    """A copy of a nested state whose tensors are cloned to the CPU (a rollback point)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu_copy(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu_copy(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
 def _set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     v, internal, gauss = state["python"]
@@ -286,22 +410,39 @@ class Trainer:
         self.cfg, self.train_set, self.val_set = config, train, val
         self.out = Path(out) if out is not None else None
         self.meta = meta or {}
-        self.device = select_device(config.device)
+        # under torchrun: joins the process group once; CUDA means cuda:LOCAL_RANK
+        self.dist, self.device = distributed.setup(select_device(config.device))
         seed_everything(config.seed)
         self.model = model.to(self.device)
+        self.memory_format = torch.channels_last if config.channels_last else torch.preserve_format
+        if config.channels_last:  # 4-D weights here, 4-D batches as they are drawn
+            self.model.to(memory_format=torch.channels_last)
         self.batches = BatchSchedule(len(train), config.batch_size, config.seed)
         self.total_steps = self._total_steps()
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                            weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.lr_scale, self.rollbacks = 1.0, 0  # lowered by rollbacks after a divergence
+        self._rollback_point: dict[str, Any] | None = None  # in-memory state to roll back to
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._scaled_lr_factor)
         self.amp_dtype = self._amp_dtype()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.loss_fn = compile_loss(self.model) if config.compile else self.model.loss
         self.ema = EMA(model, config.ema) if config.ema > 0 else None
         self.step = 0
         self.best_val = math.inf
         self.elapsed = 0.0  # training seconds before this process (for --time across resumes)
         self._t0: float | None = None
         self.history: list[dict[str, Any]] = []
+        # torchrun: DDP around the loss (None in a single process); DDP gives every rank rank 0's
+        # initial weights, and ranks > 0 their own noise (_seed_rank)
+        self.parallel = distributed.wrap(self.model, self.loss_fn, self.dist, self.device,
+                                         self.batches.batch_size, config.sync_bn)
+        if self.parallel is not None:
+            self.loss_fn = self.parallel.loss
+            if self.ema:  # copied before DDP made rank 0's weights everyone's
+                self.ema.model.load_state_dict(self.model.state_dict())
+        self._seed_rank()
+        self.last_metrics: dict[str, Any] = {}  # the latest validation's (stored in checkpoints)
 
     # --- schedule and budget -------------------------------------------------------------
     def _total_steps(self) -> int | None:
@@ -321,6 +462,9 @@ class Trainer:
             progress = (step - c.warmup) / max(1, self.total_steps - c.warmup)
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
         return 1.0
+
+    def _scaled_lr_factor(self, step: int) -> float:
+        return self._lr_factor(step) * self.lr_scale
 
     def _amp_dtype(self) -> torch.dtype | None:
         amp = self.cfg.amp
@@ -348,32 +492,106 @@ class Trainer:
             "rng": _rng_state(),
             "train_config": asdict(self.cfg),
             "meta": self.meta,
+            "metrics": self.last_metrics,  # of the latest validation
+            "lr_scale": self.lr_scale,
+            "rollbacks": self.rollbacks,
         }
 
     def save(self, name: str) -> None:
-        if self.out is not None:
+        if self.out is not None and self.dist.is_main:  # one writer under torchrun
             save_state(self.out / name, self.state())
 
     def resume(self, path: str | Path) -> None:
         """Restore everything from a checkpoint so training continues exactly where it stopped."""
         s = load_state(path, device="cpu")
+        self._restore(s)
+        self.elapsed = s["elapsed"]
+        if self.dist.is_main:  # a process killed mid-write leaves its temporary file behind
+            remove_stale_temporaries(Path(path).parent)
+
+    def _restore(self, s: dict[str, Any]) -> None:
+        """Load a :meth:`state` (all but the elapsed time, which a rollback does not undo)."""
         self.model.load_state_dict(s["model"])
         if self.ema and s["ema"] is not None:
             self.ema.model.load_state_dict(s["ema"])
         self.optimizer.load_state_dict(s["optimizer"])
+        _match_param_layout(self.optimizer)
         self.scheduler.load_state_dict(s["scheduler"])
         self.scaler.load_state_dict(s["scaler"])
         _set_rng_state(s["rng"])
-        self.step, self.best_val, self.elapsed = s["step"], s["best_val"], s["elapsed"]
+        self.step, self.best_val = s["step"], s["best_val"]
+        self.lr_scale, self.rollbacks = s.get("lr_scale", 1.0), s.get("rollbacks", 0)
+        self.last_metrics = s.get("metrics") or {}
+        self._seed_rank()
+
+    def _seed_rank(self) -> None:
+        """Give ranks > 0 of a distributed run their own noise (dropout, latent samples).
+
+        Their RNGs restart from ``(seed, rank, step)`` here (at the start, at every checkpoint
+        and on resume), so a resumed run repeats them from the step alone, without a checkpoint
+        holding every rank's RNG state; rank 0 keeps the single-process RNG the checkpoint stores.
+        """
+        if self.dist.rank > 0:
+            seed_everything(_mix(self.cfg.seed, 0x72616E6B, self.dist.rank, self.step))
 
     def seconds(self) -> float:
         """Wall-clock seconds of training so far, across resumes."""
         return self.elapsed + (time.perf_counter() - self._t0 if self._t0 is not None else 0.0)
 
+    def _keep_step_checkpoint(self) -> None:
+        """``--keep-last N``: keep this checkpoint as ``step-NNNNNN.safetensors`` (a hard link to
+        ``last``, written atomically) and delete the step files older than the N most recent."""
+        assert self.out is not None
+        copy_checkpoint(self.out / LAST, self.out / f"step-{self.step:06d}.safetensors")
+        kept = sorted((int(m.group(1)), p) for p in self.out.iterdir()
+                      if (m := STEP_FILE.fullmatch(p.name)))
+        for _, path in kept[:-self.cfg.keep_last]:
+            path.unlink(missing_ok=True)
+
+    # --- divergence -----------------------------------------------------------------------
+    def _mark_rollback_point(self, saved: bool) -> None:
+        """Remember where a rollback returns to: ``last.safetensors`` when it holds the current
+        state (``saved``), else a copy of the state in CPU memory."""
+        if self.cfg.on_divergence != "rollback":
+            return
+        self._rollback_point = None if saved else _cpu_copy(self.state())
+
+    def _roll_back(self, error: TrainingDiverged) -> None:
+        """After a NaN/inf loss: reload the rollback point with a lower learning rate, or raise.
+
+        The learning-rate factor and the count of rollbacks survive the reload (and are written to
+        ``last.safetensors`` at once, so a restart keeps them); the elapsed time is not undone.
+        """
+        c = self.cfg
+        if c.on_divergence != "rollback":
+            raise error
+        if self.rollbacks >= c.max_rollbacks:
+            raise TrainingDiverged(f"{error} (after {self.rollbacks} rollback(s) to the last "
+                                   f"checkpoint, the learning rate x{self.lr_scale:g}; "
+                                   f"--max-rollbacks {c.max_rollbacks})") from None
+        diverged_at = self.step + 1
+        if self._rollback_point is not None:
+            where, state = "the state kept in memory", _cpu_copy(self._rollback_point)
+        else:
+            assert self.out is not None
+            where, state = str(self.out / LAST), load_state(self.out / LAST)
+        scale, rollbacks = self.lr_scale * c.rollback_lr_factor, self.rollbacks + 1
+        self._restore(state)
+        self.lr_scale, self.rollbacks = scale, rollbacks
+        # the restored optimiser holds the old rate until the scheduler's next step: set it now
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * self._scaled_lr_factor(self.scheduler.last_epoch)
+        self.scheduler._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+        warnings.warn(f"{error.args[0].split(';')[0]}: rolled back to step {self.step} ({where}) "
+                      f"with the learning rate x{scale:g} (rollback {rollbacks} of "
+                      f"{c.max_rollbacks})", RuntimeWarning, stacklevel=2)
+        self._log("rollback", {"diverged_at": float(diverged_at), "lr_scale": scale})
+        self.save(LAST)
+
     # --- logging --------------------------------------------------------------------------
     def _open_logs(self) -> None:
         self._csv = self._tb = None
-        if self.out is None:
+        if self.out is None or not self.dist.is_main:  # rank 0 alone logs under torchrun
             return
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "metrics.csv"
@@ -421,7 +639,7 @@ class Trainer:
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            out = self.model.loss(batch)
+            out = self.loss_fn(batch)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -440,6 +658,11 @@ class Trainer:
             self.ema.update(self.model)
         return out
 
+    def _draw(self, step: int) -> dict[str, torch.Tensor]:
+        """The training batch of ``step`` (this rank's slice of it under torchrun)."""
+        batch = self.train_set.batch(self.batches.index(step), self.batches.generator(step))
+        return self.dist.local(batch)
+
     def fit(self, resume: bool = True) -> dict[str, Any]:
         """Train until the budget is spent; returns a summary.
 
@@ -447,24 +670,35 @@ class Trainer:
         continues from it.
         """
         c = self.cfg
+        self.dist.barrier()  # torchrun: no rank looks for checkpoints while rank 0 writes one
         if resume and self.out is not None and (self.out / LAST).exists():
             self.resume(self.out / LAST)
         self._open_logs()
         self.model.train()
+        self._mark_rollback_point(saved=resume and self.out is not None and (self.out / LAST).exists())
         start_step = self.step
         t0 = self._t0 = time.perf_counter()
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not c.progress,
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not c.progress or not self.dist.is_main,
                    desc="train", unit="step", dynamic_ncols=True)
         running: dict[str, float] = {}
+        cuda = self.device.type == "cuda"
+        feed = BatchFeeder(self._draw, prefetch=c.prefetch == "on" or (c.prefetch == "auto" and cuda),
+                           pin=cuda)
         try:
             while True:
                 if self.total_steps is not None and self.step >= self.total_steps:
                     break
-                if c.time is not None and self.seconds() >= c.time:
+                # ranks measure their own time, so they agree to stop (at the same step)
+                if c.time is not None and self.dist.any(self.seconds() >= c.time):
                     break
-                batch = self.train_set.batch(self.batches.index(self.step),
-                                             self.batches.generator(self.step))
-                out = self._train_step(_to(batch, self.device))
+                batch = feed(self.step)
+                try:
+                    out = self._train_step(_to(batch, self.device, self.memory_format))
+                except TrainingDiverged as e:
+                    self._roll_back(e)  # raises unless --on-divergence rollback has rollbacks left
+                    bar.n = self.step
+                    bar.refresh()
+                    continue
                 self.step += 1
                 bar.update(1)
                 if self.step % c.log_every == 0:
@@ -475,10 +709,12 @@ class Trainer:
                 if c.eval_every and self.step % c.eval_every == 0:
                     self._checkpoint()
         finally:
+            feed.close()
             bar.close()
         train_seconds = time.perf_counter() - t0
         if self.step > start_step and (not c.eval_every or self.step % c.eval_every):
             self._checkpoint()
+        self.dist.barrier()  # the final checkpoint is on disk for every rank to read
         self._close_logs()
         total_seconds = self.seconds()
         self.elapsed, self._t0 = total_seconds, None
@@ -494,7 +730,14 @@ class Trainer:
     def _checkpoint(self) -> None:
         """Validate, keep the best weights, and write ``last`` (the resume point)."""
         metrics = self.validate()
+        if metrics is not None:
+            self.last_metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         if metrics is None or metrics["loss"] < self.best_val:
             self.best_val = float(metrics["loss"]) if metrics is not None else self.best_val
             self.save(BEST)
         self.save(LAST)
+        saved = self.out is not None and (self.out / LAST).exists()
+        if saved and self.cfg.keep_last > 1 and self.dist.is_main:
+            self._keep_step_checkpoint()
+        self._mark_rollback_point(saved=saved)
+        self._seed_rank()
