@@ -153,6 +153,7 @@ class LikelihoodModel(Model):
         """Draw ``n`` samples, shape ``(n, *spec.shape)``, using torch's global RNG."""
         raise NotImplementedError
 
+    @torch.compiler.disable  # data-dependent checks (int(x.min())): run eagerly under --compile
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error for data of the wrong shape, dtype or range.
 
