@@ -214,14 +214,5 @@ class GumbelVAE(VAE):
         z = self._draw(log_q, 1, relaxed=self.training)[0]
         log_px_z = self.decoder_log_prob(x, z.flatten(1))
         kl_j = (log_q.exp() * log_q).sum(-1) + math.log(c.categories)  # (B, N)
-        kl = kl_j.sum(1)
-        weight = self.kl_weight()
-        kl_term = kl_j.mean(0).clamp(min=c.free_bits).sum() if c.free_bits else kl.mean()
-        objective = -log_px_z.mean() + weight * kl_term
-        if self.training:
-            self.step += 1
-        dims = self.spec.dims
-        nll = -(log_px_z - kl).mean().detach()
-        return {"loss": objective / dims, "bpd": nll / (dims * math.log(2)),
-                "kl": kl.mean().detach(), "recon": -log_px_z.mean().detach(),
-                "kl_weight": torch.tensor(weight), "tau": torch.tensor(tau)}
+        log_px_z = log_px_z[None]  # (k = 1, B)
+        return {**self.training_terms(log_px_z, log_px_z, {"kl": kl_j}), "tau": torch.tensor(tau)}

@@ -52,7 +52,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 import torch
@@ -235,30 +234,13 @@ class HVAE(VAE):
         log_px_z = super().decoder_log_prob(xs, r["z1"].reshape(c.k * b, -1)).view(c.k, b)
         kl2_j = 0.5 * (r["mu2"].pow(2) + torch.exp(2 * r["log_s2"]) - 1.0) - r["log_s2"]  # (B, z2)
         kl1_j = normal_kl(r["mu_q"][0], r["log_s_q"][0], r["mu_p"][0], r["log_s_p"][0])  # (B, z1)
-        kl1, kl2 = kl1_j.sum(1), kl2_j.sum(1)
-        weight = self.kl_weight()
         if c.k == 1:
-            bound = log_px_z[0] - kl1 - kl2  # the ELBO
-            if c.free_bits:
-                kl_term = (kl1_j.mean(0).clamp(min=c.free_bits).sum()
-                           + kl2_j.mean(0).clamp(min=c.free_bits).sum())
-            else:
-                kl_term = (kl1 + kl2).mean()
-            objective = -log_px_z[0].mean() + weight * kl_term
+            log_w = log_px_z  # unused by the ELBO
         else:
             log_p = (-0.5 * (r["z2"].pow(2) + LOG_2PI).sum(-1)
                      + normal_log_prob(r["z1"], r["mu_p"], r["log_s_p"]))
             log_w = log_px_z + log_p - r["log_q1"] - r["log_q2"]
-            bound = torch.logsumexp(log_w, 0) - math.log(c.k)
-            objective = -bound.mean()
-        if self.training:
-            self.step += 1
-        dims = self.spec.dims
-        nll = -bound.mean().detach()
-        return {"loss": objective / dims, "bpd": nll / (dims * math.log(2)),
-                "kl": (kl1 + kl2).mean().detach(), "kl1": kl1.mean().detach(),
-                "kl2": kl2.mean().detach(), "recon": -log_px_z[0].mean().detach(),
-                "kl_weight": torch.tensor(weight)}
+        return self.training_terms(log_w, log_px_z, {"kl1": kl1_j, "kl2": kl2_j})
 
     # ------------------------------------------------------------------------------ codes
 

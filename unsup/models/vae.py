@@ -232,11 +232,21 @@ class VAE(LikelihoodModel):
             kl_j = 0.5 * (mu.pow(2) + torch.exp(2 * log_s) - 1.0) - log_s  # (B, z)
         else:  # a one-sample Monte-Carlo KL, as one "dimension"
             kl_j = kl_sample[0][:, None]
-        kl = kl_j.sum(1)
+        return self.training_terms(log_w, log_px_z, {"kl": kl_j})
+
+    def training_terms(self, log_w: torch.Tensor, log_px_z: torch.Tensor,
+                       kls: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The loss dictionary from the ``(k, B)`` log-weights and decoder terms and the KL per
+        latent dimension of each level, ``{name: (B, d)}``: with ``k = 1`` the (beta-weighted,
+        annealed, free-bits floored) ELBO, else ``-L_k``; reports each level's KL under its name and
+        their sum as ``kl``. Counts training steps."""
+        c = self.config
+        kl = sum(kl_j.sum(1) for kl_j in kls.values())
         weight = self.kl_weight()
         if c.k == 1:
             bound = log_px_z[0] - kl  # the ELBO
-            kl_term = kl_j.mean(0).clamp(min=c.free_bits).sum() if c.free_bits else kl.mean()
+            kl_term = (sum(kl_j.mean(0).clamp(min=c.free_bits).sum() for kl_j in kls.values())
+                       if c.free_bits else kl.mean())
             objective = -log_px_z[0].mean() + weight * kl_term
         else:
             bound = torch.logsumexp(log_w, 0) - math.log(c.k)
@@ -245,8 +255,9 @@ class VAE(LikelihoodModel):
             self.step += 1
         dims = self.spec.dims
         nll = -bound.mean().detach()
+        levels = {name: kl_j.sum(1).mean().detach() for name, kl_j in kls.items()} if len(kls) > 1 else {}
         return {"loss": objective / dims, "bpd": nll / (dims * math.log(2)),
-                "kl": kl.mean().detach(), "recon": -log_px_z[0].mean().detach(),
+                "kl": kl.mean().detach(), **levels, "recon": -log_px_z[0].mean().detach(),
                 "kl_weight": torch.tensor(weight)}
 
     # --------------------------------------------------------------------------- evaluation
