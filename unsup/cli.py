@@ -33,6 +33,7 @@ Start with:
   unsup train pixelcnn --data digits --represent binary --steps 500 --out runs/digits
   unsup eval runs/digits
   unsup sample runs/digits --n 64 --out samples.png
+  unsup probe runs/vae --labels 10%    (VAE family: linear/kNN/MLP probes of the features)
 """
 
 TRAIN_EPILOG = """examples:
@@ -250,6 +251,23 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
                    "(default: the training length)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
+
+    pr = sub.add_parser("probe", help="judge a run's frozen features with labels (linear, kNN, MLP)",
+                        formatter_class=fmt, description="Fit linear, k-nearest-neighbour and MLP "
+                        "classifiers on the frozen encoder features of a run (the VAE family) and "
+                        "report their test accuracy next to the same probes on pixels, PCA and the "
+                        "untrained network; writes DIR/probe.json and DIR/probe-tsne.png.",
+                        epilog="example:\n  unsup probe runs/vae --labels 10%")
+    pr.add_argument("run", metavar="RUN")
+    pr.add_argument("--data", default=None, metavar="NAME",
+                    help="labelled dataset, in the run's representation (default: the run's own)")
+    pr.add_argument("--labels", default="100%", metavar="P",
+                    help="1%%, 10%% or 100%%: the class-stratified, seeded part of the training "
+                    "labels the probes are fitted on (default: 100%%)")
+    pr.add_argument("--out", default=None, metavar="DIR", help="output directory (default: RUN)")
+    pr.add_argument("--json", action="store_true", help="print one JSON object")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--device", default="auto")
 
     sub.add_parser("list", help="models and datasets, one line each")
     return p
@@ -619,6 +637,54 @@ def _interpolate(args: argparse.Namespace, model: LikelihoodModel, meta: dict[st
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    """``unsup probe RUN``: linear, kNN and MLP probes of a run's frozen features (:mod:`unsup.probe`)."""
+    from unsup import probe
+    from unsup.models import config_for
+    from unsup.models.vae import VAE
+
+    fraction = probe.parse_labels(args.labels)
+    device = select_device(args.device)
+    model, meta = load_run(args.run, "best", device=device)
+    if not isinstance(model, VAE):
+        family = ", ".join(n for n in model_names() if issubclass(MODELS.get(n), VAE))
+        raise ConfigError(f"probe needs an encoder, a model whose encode(x) gives a latent code "
+                          f"(the VAE family: {family}); {meta['model']} has none")
+    data_meta = dict(meta["data"])
+    if args.data is not None and args.data != data_meta["name"]:
+        data_meta.update(name=args.data, options={})
+    splits = {s: _load_data(args, s, data_meta) for s in ("train", "val", "test")}
+    for ds in splits.values():
+        if not isinstance(ds, udata.TensorDataset) or ds.y is None:
+            raise ConfigError(f"probe needs labelled examples; {data_meta['name']} has no labels")
+        if (ds.spec.shape, ds.spec.levels) != (model.spec.shape, model.spec.levels):
+            raise ConfigError(f"{data_meta['name']} ({data_meta['representation']}) has examples "
+                              f"{ds.spec.shape} with levels={ds.spec.levels}; the run's model takes "
+                              f"{model.spec.shape} with levels={model.spec.levels}")
+    torch.manual_seed(args.seed + 1)  # the untrained twin: same architecture, fresh weights
+    untrained = MODELS.get(meta["model"])(model.spec, config_for(meta["model"], **meta["model_config"]))
+    result = {"run": str(args.run), "model": meta["model"], "step": meta.get("step"),
+              "data": data_meta["name"], "representation": data_meta["representation"],
+              "labels": args.labels, "seed": args.seed}
+    result.update(probe.probe(model, untrained.to(device).eval(), splits, fraction, args.seed))
+    test_features = result.pop("_test_features")
+    out = Path(args.out or args.run)
+    out.mkdir(parents=True, exist_ok=True)
+    result["tsne_points"] = probe.save_tsne(
+        test_features, splits["test"].y.numpy(), out / "probe-tsne.png", splits["test"].class_names,
+        title=f"{meta['model']} features of {data_meta['name']} test examples", seed=args.seed)
+    (out / "probe.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out / 'probe.json'} and {out / 'probe-tsne.png'}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{meta['model']} on {data_meta['name']}: test accuracy, probes fitted on "
+              f"{args.labels} of the training labels ({result['labelled']} examples); "
+              f"chance {100 * result['chance']:.1f}%")
+        print(probe.format_table(result))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     print("models:")
     for e in MODELS:
@@ -639,7 +705,8 @@ def main(argv: list[str] | None = None) -> int:
         model_names()  # and all models
         model = argv[1] if len(argv) > 1 and argv[0] == "train" and argv[1] in MODELS else None
         args = _build_parser(model).parse_args(argv)
-        handler = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "list": cmd_list}
+        handler = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "list": cmd_list,
+                   "probe": cmd_probe}
         return handler[args.command](args)
     except UnsupError as e:
         print(f"unsup: error: {e}", file=sys.stderr)

@@ -1,0 +1,105 @@
+"""``unsup probe``: label subsets, the probes on features with a known answer, and the command."""
+
+import json
+
+import numpy as np
+import pytest
+from cli_helpers import run
+
+import unsup
+from unsup import probe
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    from unsup.cli import main
+
+    out = tmp_path_factory.mktemp("vae")
+    code = main(["train", "vae", "--data", "digits", "--represent", "binary", "--steps", "20",
+                 "--no-test", "--samples", "0", "--no-progress", "--no-tensorboard",
+                 "--out", str(out), "--z-dim", "4", "--hidden", "32"])
+    assert code == 0
+    return out
+
+
+def test_stratified_subset_has_the_fraction_and_every_class():
+    y = unsup.data.load("digits", "train", "binary").y.numpy()
+    counts = np.bincount(y)
+    for fraction in (0.01, 0.1, 1.0):
+        idx = probe.stratified_subset(y, fraction, seed=3)
+        assert len(np.unique(idx)) == len(idx) and np.all(np.diff(idx) > 0)
+        per_class = np.bincount(y[idx], minlength=len(counts))
+        assert np.array_equal(per_class, np.maximum(1, np.round(counts * fraction)))
+        assert abs(len(idx) - fraction * len(y)) <= len(counts)  # rounding, one per class at most
+        assert np.array_equal(idx, probe.stratified_subset(y, fraction, seed=3))  # seeded
+    assert not np.array_equal(probe.stratified_subset(y, 0.1, 3), probe.stratified_subset(y, 0.1, 4))
+
+
+def _split(x, y, n_train=600, n_val=200):
+    return (x[:n_train], y[:n_train], x[n_train:n_train + n_val], y[n_train:n_train + n_val],
+            x[n_train + n_val:], y[n_train + n_val:])
+
+
+def test_probes_read_separable_features_and_not_random_labels():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 1400)
+    centres = rng.normal(size=(4, 8)) * 6
+    separable = centres[y] + rng.normal(size=(len(y), 8))
+    args = _split(separable, y)
+    assert probe.linear_probe(*args)["accuracy"] > 0.99
+    assert probe.knn_probe(*args)["accuracy"] > 0.99
+    assert probe.mlp_probe(*args)["accuracy"] > 0.99
+    noise = rng.normal(size=(len(y), 8))  # labels independent of the features: chance is 1/4
+    result = probe.linear_probe(*_split(noise, y))
+    assert abs(result["accuracy"] - 0.25) < 0.08 and result["C"] in probe.C_GRID
+
+
+def test_probe_of_a_vae_run_writes_json_and_a_tsne_picture(vae_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(probe, "TSNE_POINTS", 150)  # t-SNE is the slow part: a small map shows it works
+    monkeypatch.setattr(probe, "TSNE_ITERATIONS", 250)
+    out = tmp_path / "probe"
+    code, text, err = run(capsys, "probe", str(vae_run), "--labels", "10%", "--json", "--out", str(out))
+    assert code == 0 and "probe.json" in err
+    r = json.loads(text)
+    assert r == json.loads((out / "probe.json").read_text())
+    assert (out / "probe-tsne.png").stat().st_size > 1000 and r["tsne_points"] == 150
+    assert (r["model"], r["data"], r["labels"], r["classes"]) == ("vae", "digits", "10%", 10)
+    assert r["labelled"] == pytest.approx(0.1 * r["n"]["train"], abs=10)
+    assert {k: f["dim"] for k, f in r["features"].items()} == \
+        {"run": 4, "random-encoder": 4, "pca": 4, "pixels": 64}
+    for f in r["features"].values():
+        assert all(0 <= f[p]["accuracy"] <= 1 for p in probe.PROBES)
+    # raw pixels of digits are easy: far above chance with 10 % of the labels
+    assert r["features"]["pixels"]["linear"]["accuracy"] > 0.7 > 0.2 > r["chance"]
+    table = probe.format_table(r)
+    assert table.splitlines()[0].split() == ["features", "dim", "linear", "knn", "mlp"]
+    assert "random-encoder" in table and "%" in table
+
+
+def test_probe_features_are_the_frozen_posterior_means(vae_run):
+    model, _ = unsup.train.load_run(vae_run)
+    x = unsup.data.load("digits", "test", "binary").x[:300]
+    h = probe.encoder_features(model, x, batch_size=128)  # batched: the same as one pass
+    assert h.shape == (300, 4)
+    assert np.allclose(h, model.posterior(x)[0].detach().double().numpy(), atol=1e-6)
+
+
+def test_probe_refuses_a_model_without_an_encoder(tmp_path, capsys):
+    out = tmp_path / "made"
+    assert run(capsys, "train", "made", "--data", "digits", "--represent", "binary", "--steps", "2",
+               "--no-test", "--samples", "0", "--no-progress", "--no-tensorboard", "--out", str(out),
+               "--hidden", "16")[0] == 0
+    code, _, err = run(capsys, "probe", str(out))
+    assert code == 2 and "probe needs an encoder" in err and "vae" in err and "made has none" in err
+
+
+@pytest.mark.parametrize("labels", ["5%", "0.1", "all"])
+def test_probe_rejects_other_label_fractions(vae_run, capsys, labels):
+    code, _, err = run(capsys, "probe", str(vae_run), "--labels", labels)
+    assert code == 2 and "--labels must be one of 1%, 10%, 100%" in err
+
+
+
+def test_probe_refuses_data_the_run_cannot_encode(vae_run, capsys):
+    code, _, err = run(capsys, "probe", str(vae_run), "--data", "shapes")  # 20x20, not 8x8
+    assert code == 2 and "shapes (binary) has examples (1, 20, 20)" in err and "(1, 8, 8)" in err
