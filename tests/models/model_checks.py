@@ -1,5 +1,7 @@
 """Checks shared by the model tests."""
 
+import itertools
+
 import torch
 
 
@@ -33,3 +35,24 @@ def assert_marginal_sums_to_one(model, shape: tuple[int, ...] = (8,), k: int = 2
     p = lp.double().exp()
     se_total = (p * se.double()).pow(2).sum().sqrt()  # delta method: se(p^) = p^ se(log p^)
     assert abs(p.sum() - 1) < 3 * se_total + 0.01, (float(p.sum()), float(se_total))
+
+
+def fit(model, x: torch.Tensor, steps: int, batch: int, lr: float = 1e-2):
+    """Adam on ``model.loss`` over ``x`` in consecutive batches (cycling); the model in eval mode."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    n = len(x) // batch
+    for i in range(steps):
+        opt.zero_grad()
+        model.loss({"x": x[(i % n) * batch:(i % n + 1) * batch]})["loss"].backward()
+        opt.step()
+    return model.eval()
+
+
+def iwae_bound_means(model, x: torch.Tensor, repeats: int, ks=(1, 5, 50)) -> dict[int, torch.Tensor]:
+    """``repeats`` independent draws of the mean ``L_k`` over ``x`` for each ``k``, asserting that
+    ``L_1 < L_5 < L_50``: each step up beyond twice the standard error of the mean difference."""
+    means = {k: torch.stack([model.iwae_bound(x, k).mean() for _ in range(repeats)]) for k in ks}
+    for lo, hi in itertools.pairwise(ks):
+        d = means[hi] - means[lo]  # independent draws: the SE of the mean difference
+        assert d.mean() > 2 * d.std() / repeats ** 0.5 + 1e-3, (lo, hi, d)
+    return means

@@ -10,9 +10,9 @@ import csv
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -313,10 +313,11 @@ def test_cli_under_ddp_prints_and_writes_once_and_evaluates_the_whole_test_set(d
     assert result["nll_nats"] == pytest.approx(evaluate(model, test, 33 * 4)["nll"], rel=1e-6)
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_torchrun_runs_the_cli(tmp_path):
     out = tmp_path / "run"
-    cmd = ["torchrun", "--standalone", "--nproc-per-node", str(WORLD), "-m", "unsup.cli", "train", "made",
+    # `python -m torch.distributed.run` is the `torchrun` script itself, present wherever torch is
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(WORLD),
+           "-m", "unsup.cli", "train", "made",
            "--data", "toy-1d", "--hidden", "16", "--steps", "2", "--eval-every", "0", "--batch-size", "8",
            "--out", str(out), "--no-progress", "--no-tensorboard", "--no-test"]
     p = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
