@@ -147,6 +147,53 @@ RECIPES.update({
     **{f"vae-gaussian-{c}": ["vae", "--data", f"gaussian-{c}", "--z-dim", "2", "--hidden", "64", "64",
                              *TOY[:-2], "--samples", "2000", "--time", "2m"] for c in ("diag", "full")},
 })
+# Issue #6: representation learning. Every method trains the same default backbone (conv, width 32,
+# depth 4: 256 pooled features) for 4 minutes of one CPU core, batch 64, Adam 1e-3, seed 0, without
+# labels (`supervised` uses all of them: the reference); ablations get 3 minutes. Each is then
+# judged by `unsup probe` (PROBES below).
+REP = ["--represent", "native", "--batch-size", "64", "--eval-every", "250", "--eval-batches", "5",
+       "--samples", "0"]
+REP_DATA = {"fashion": ["--data", "fashion-mnist"], "cifar": ["--data", "cifar10-jpeg"]}
+REP_METHODS = {
+    "fashion": ["supervised", "autoencoder", "denoising-autoencoder", "stacked-dae", "hashing-autoencoder",
+                "context-encoder", "rotation", "relative-patch", "jigsaw"],
+    "cifar": ["supervised", "autoencoder", "denoising-autoencoder", "context-encoder", "colorization",
+              "split-brain", "rotation", "relative-patch", "jigsaw"],
+}
+for _data, _methods in REP_METHODS.items():
+    for _m in _methods:
+        RECIPES[f"rep-{_m}-{_data}"] = [_m, *REP_DATA[_data], *REP, "--time", "4m"]
+# the lecture's rotation ablation (2 / 4 / 8 angles) and denoising as a function of the noise level
+# (masking noise; 0 is the identity trap, 0.25 the main table's run)
+for _k in (2, 8):
+    RECIPES[f"rep-rotation{_k}-fashion"] = ["rotation", *REP_DATA["fashion"], *REP, "--time", "3m",
+                                            "--angles", str(_k)]
+for _level in ("0", "0.1", "0.5"):
+    RECIPES[f"rep-dae{_level}-fashion"] = ["denoising-autoencoder", *REP_DATA["fashion"], *REP,
+                                           "--time", "3m", "--noise-level", _level]
+# autoencoders against PCA at the same code size (32): linear, plain (one hidden layer) and deep MLPs
+for _name, _options in (("linear", ["--activation", "none"]), ("plain", []),
+                        ("deep", ["--hidden", "512", "256"])):
+    RECIPES[f"rep-ae-{_name}32-fashion"] = ["autoencoder", *REP_DATA["fashion"], *REP, "--time", "3m",
+                                            "--arch", "mlp", "--code-dim", "32", *_options]
+REP_RECIPES = [n for n in RECIPES if n.startswith("rep-")]
+
+# `unsup probe` runs after training, each stored under "probe": (label, options). Frozen features of
+# every method get the linear and kNN probes fitted on 10 % of the training labels (class-stratified,
+# seed 0); the data-only baselines (pixels, PCA, k-means, the untrained backbone) are computed once
+# per dataset, beside the supervised run.
+PROBE_10 = ["--labels", "10%", "--probes", "linear,knn", "--no-tsne"]
+PROBES = {name: [("10%", [*PROBE_10, "--no-baselines"])] for name in REP_RECIPES}
+for _data in REP_DATA:
+    PROBES[f"rep-supervised-{_data}"] = [("10%", PROBE_10)]
+PROBES["rep-ae-plain32-fashion"] = [("10%", PROBE_10)]  # its PCA baseline has the code's 32 dimensions
+# Label efficiency: the whole encoder fine-tuned on 1 % / 10 % of the labels (500 Adam steps of 128)
+# against the same backbone trained from scratch on the same labels.
+FINETUNE = [(f"finetune-{p}", ["--labels", f"{p}%", "--probes", "linear", "--no-baselines", "--no-tsne",
+                               "--finetune-steps", "500"]) for p in (1, 10)]
+for _name in ("rep-rotation-fashion", "rep-autoencoder-fashion"):
+    PROBES[_name] = PROBES[_name] + FINETUNE
+
 # `unsup eval` runs after training, each stored under "importance" in the recipe's result:
 # (label, options). The chain K = 1 (the ELBO's estimate), 10, 100, 5000 on the same examples
 # shows the bounds' order with their standard errors.
@@ -164,7 +211,7 @@ SAMPLES = {"wavenet-speech": ("samples.wav", ["--n", "8", "--length", "16000"]),
            **{name: ("samples.txt", ["--n", "4"]) for name in RECIPES if "-bible" in name}}
 ONE_CORE_PREFIXES = ("arch-", "realnvp-", "glow-", "nice-", "flow++-", "maf-", "ar-flow-", "cdf-flow-",
                      "vqvae-", "vae-", "iwae-", "pixelvae-", "hvae-", "gumbel-vae-")
-ONE_CORE = {name for name in RECIPES if name.startswith(ONE_CORE_PREFIXES)} | {
+ONE_CORE = {name for name in RECIPES if name.startswith(ONE_CORE_PREFIXES)} | {*REP_RECIPES,
     "pixelcnn++-fashion", "wavenet-speech", *(n for n in RECIPES if "-bible" in n),
     *(n for n in RECIPES if n.startswith(("pixelcnn-colored", "pixelcnn-cifar10-jpeg")))}
 
@@ -175,15 +222,19 @@ def command(name: str) -> list[str]:
 
 
 def run_evals(name: str, result: dict, env: dict) -> None:
-    """The recipe's `unsup eval` commands (EVALS) missing from ``result["importance"]``."""
-    for label, options in EVALS.get(name, []):
-        if label in result.get("importance", {}):
-            continue
-        done = subprocess.run([sys.executable, "-m", "unsup.cli", "eval", f"runs/bench/{name}", *options,
-                               "--seed", "0", "--json"], check=True, cwd=ROOT, env=env,
-                              capture_output=True, text=True)
-        result.setdefault("importance", {})[label] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{name} {label}: {result['importance'][label]}", flush=True)
+    """The recipe's `unsup eval` (EVALS) and `unsup probe` (PROBES) commands missing from
+    ``result["importance"]`` / ``result["probe"]``."""
+    for command_name, table, key in (("eval", EVALS, "importance"), ("probe", PROBES, "probe")):
+        for label, options in table.get(name, []):
+            if label in result.get(key, {}):
+                continue
+            done = subprocess.run([sys.executable, "-m", "unsup.cli", command_name, f"runs/bench/{name}",
+                                   *options, "--seed", "0", "--json"], check=True, cwd=ROOT, env=env,
+                                  capture_output=True, text=True)
+            result.setdefault(key, {})[label] = json.loads(done.stdout.strip().splitlines()[-1])
+            result[key][label]["command"] = " ".join(["unsup", command_name, f"runs/bench/{name}", *options,
+                                                      "--seed", "0", "--json"])
+            print(f"{name} {command_name} {label}: {result[key][label]}", flush=True)
 
 
 def evals_only(name: str) -> None:

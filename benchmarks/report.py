@@ -126,6 +126,62 @@ def throughput_table() -> str:
     return "\n".join(rows)
 
 
+def _rep(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _acc(probe: dict, features: str = "run") -> str:
+    f = probe["features"][features]
+    return f"{100 * f['linear']['accuracy']:.1f} | {100 * f['knn']['accuracy']:.1f}"
+
+
+def representation_table(data: str) -> str:
+    """Issue #6: linear and kNN probe accuracy (10 % of the labels) of every method on ``data``
+    (``fashion`` or ``cifar``), with the data-only baselines of the supervised run's probe."""
+    rows = ["| features | model | trained steps (budget) | linear % | kNN % |", "|---|---|---|---|---|"]
+    sup = _rep(f"rep-supervised-{data}")
+    if sup and "probe" in sup:
+        for base in ("pixels", "pca", "kmeans", "random-encoder"):
+            dim = sup["probe"]["10%"]["features"][base]["dim"]
+            rows.append(f"| {base} ({dim}) | - | - | {_acc(sup['probe']['10%'], base)} |")
+    for path in sorted(RESULTS.glob(f"rep-*-{data}.json")):
+        r = json.loads(path.read_text())
+        if "probe" not in r or "--time 4m" not in r["command"]:
+            continue
+        budget = r["command"].split("--time ")[1].split()[0]
+        dim = r["probe"]["10%"]["features"]["run"]["dim"]
+        rows.append(f"| {path.stem} ({dim}) | {r['model']} | {r['train']['steps']} ({budget}) | "
+                    f"{_acc(r['probe']['10%'])} |")
+    return "\n".join(rows)
+
+
+def ablation_table(names: list[tuple[str, str]], label: str) -> str:
+    rows = [f"| {label} | recipe | steps | pretext test loss | linear % | kNN % |",
+            "|---|---|---|---|---|---|"]
+    for value, name in names:
+        r = _rep(name)
+        if r is None or "probe" not in r:
+            continue
+        rows.append(f"| {value} | {name} | {r['train']['steps']} | {r['loss']:.4f} | "
+                    f"{_acc(r['probe']['10%'])} |")
+    return "\n".join(rows)
+
+
+def finetune_table() -> str:
+    rows = ["| recipe | labels | linear probe % | fine-tuned from the run % | same network from scratch % |",
+            "|---|---|---|---|---|"]
+    for path in sorted(RESULTS.glob("rep-*.json")):
+        r = json.loads(path.read_text())
+        for p in r.get("probe", {}).values():
+            if "finetune" in p:
+                rows.append(f"| {path.stem} | {p['labels']} ({p['labelled']}) | "
+                            f"{100 * p['features']['run']['linear']['accuracy']:.1f} | "
+                            f"{100 * p['finetune']['run']['accuracy']:.1f} | "
+                            f"{100 * p['finetune']['scratch']['accuracy']:.1f} |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
     for title, include in GROUPS.items():
         print(f"## {title}\n")
@@ -134,5 +190,17 @@ if __name__ == "__main__":
     print(importance_table() + "\n")
     print("## VQ-VAE (issue #5)\n")
     print(vq_table() + "\n")
+    for data in ("fashion", "cifar"):
+        print(f"## Representation learning on {data} (issue #6)\n")
+        print(representation_table(data) + "\n")
+    print("## Rotation: number of angles (issue #6)\n")
+    print(ablation_table([("2", "rep-rotation2-fashion"), ("4", "rep-rotation-fashion"),
+                          ("8", "rep-rotation8-fashion")], "angles") + "\n")
+    print("## Denoising: masking-noise level (issue #6)\n")
+    print(ablation_table([("0", "rep-dae0-fashion"), ("0.1", "rep-dae0.1-fashion"),
+                          ("0.25", "rep-denoising-autoencoder-fashion"), ("0.5", "rep-dae0.5-fashion")],
+                         "noise level") + "\n")
+    print("## Label efficiency: fine-tuning (issue #6)\n")
+    print(finetune_table() + "\n")
     print("\n## Framework overhead\n")
     print(throughput_table())

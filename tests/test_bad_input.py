@@ -25,6 +25,8 @@ VECTOR2 = DataSpec((2,), None, None, "vector")
 CONT_IMAGE = DataSpec((1, 4, 4), None)
 
 # Every registered model on small discrete data (ar-flow models continuous 2-D data only).
+TINY = {"width": 4, "depth": 2}
+COLOUR = DataSpec((3, 8, 8), 4)
 DISCRETE = {
     "ar-flow": (VECTOR2, {"hidden": [8]}),
     "bytenet": (SEQUENCE, {"hidden": 8, "num_sets": 1, "blocks_per_set": 2, "kernel_size": 2}),
@@ -57,6 +59,20 @@ DISCRETE = {
                       "downsample": 2}),
     "wavenet": (SEQUENCE, {"residual_channels": 4, "gate_channels": 4, "skip_channels": 4,
                            "num_stacks": 1, "layers_per_stack": 2}),
+    # representation methods (issue #6): tiny backbones
+    "supervised": (DataSpec((1, 4, 4), 4, 2), TINY),
+    "autoencoder": (IMAGE, TINY),
+    "denoising-autoencoder": (IMAGE, TINY),
+    "stacked-dae": (IMAGE, {"layers": [8, 4], "steps_per_layer": 2}),
+    "hashing-autoencoder": (IMAGE, {"bits": 4, "hidden": [8]}),
+    "context-encoder": (IMAGE, TINY),
+    "colorization": (COLOUR, {**TINY, "grid": 40}),
+    "split-brain": (COLOUR, {**TINY, "grid": 40, "l_bins": 4}),
+    "rotation": (IMAGE, TINY),
+    "relative-patch": (IMAGE, {**TINY, "patch": 1, "gap": 0, "jitter": 0, "hidden": 4}),
+    "jigsaw": (IMAGE, {**TINY, "cell": 1, "tile": 1, "permutations": 2, "hidden": 4}),
+    "sparse-coding": (DataSpec((4,), None, None, "vector"), {"atoms": 3, "inference_steps": 2}),
+    "psd": (DataSpec((4,), None, None, "vector"), {"atoms": 3, "inference_steps": 2}),
 }
 # The models that also take continuous data, on continuous data.
 CONTINUOUS = {
@@ -104,7 +120,10 @@ def valid(m, n=3, dtype=None, seed=0):
 
 def scores(m, x):
     """Everything a caller can score ``x`` with: ``loss`` and, for likelihood models, ``log_prob``."""
-    calls = [lambda: m.loss({"x": x})]
+    batch = {"x": x}
+    if m.spec.num_classes is not None:  # a supervised model: labels beside the (maybe bad) examples
+        batch["y"] = torch.zeros(len(x), dtype=torch.long)
+    calls = [lambda: m.loss(batch)]
     if isinstance(m, LikelihoodModel):
         calls.append(lambda: m.log_prob(x))
     return calls

@@ -66,7 +66,7 @@ def test_probe_of_a_vae_run_writes_json_and_a_tsne_picture(vae_run, tmp_path, ca
     assert (r["model"], r["data"], r["labels"], r["classes"]) == ("vae", "digits", "10%", 10)
     assert r["labelled"] == pytest.approx(0.1 * r["n"]["train"], abs=10)
     assert {k: f["dim"] for k, f in r["features"].items()} == \
-        {"run": 4, "random-encoder": 4, "pca": 4, "pixels": 64}
+        {"run": 4, "random-encoder": 4, "pca": 4, "kmeans": 4, "pixels": 64}
     for f in r["features"].values():
         assert all(0 <= f[p]["accuracy"] <= 1 for p in probe.PROBES)
     # raw pixels of digits are easy: far above chance with 10 % of the labels
@@ -103,3 +103,65 @@ def test_probe_rejects_other_label_fractions(vae_run, capsys, labels):
 def test_probe_refuses_data_the_run_cannot_encode(vae_run, capsys):
     code, _, err = run(capsys, "probe", str(vae_run), "--data", "shapes")  # 20x20, not 8x8
     assert code == 2 and "shapes (binary) has examples (1, 20, 20)" in err and "(1, 8, 8)" in err
+
+
+def test_kmeans_features_are_sparse_soft_assignments_that_separate_clusters():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 5, 1400)
+    x = rng.normal(size=(5, 10))[y] * 8 + rng.normal(size=(len(y), 10))
+    f = probe.kmeans_features(x[:800], {"train": x[:800], "all": x}, k=5, seed=0)
+    assert f["all"].shape == (1400, 5) and (f["all"] >= 0).all()
+    # the triangle code: active only on the centroids nearer than the mean distance (sparse), and
+    # most active on the example's own cluster
+    a = f["all"].argmax(1)
+    purity = sum(np.bincount(y[a == c]).max() for c in np.unique(a)) / len(y)
+    assert purity > 0.99 and (f["all"] == 0).mean() > 0.3
+    assert probe.linear_probe(*_split(f["all"], y))["accuracy"] > 0.99
+
+
+def test_parse_probes():
+    assert probe.parse_probes("knn,linear") == ("linear", "knn")
+    for bad in ("", "svm", "linear,,tree"):
+        with pytest.raises(unsup.errors.ConfigError, match="--probes takes"):
+            probe.parse_probes(bad)
+
+
+@pytest.fixture(scope="module")
+def rotation_run(tmp_path_factory):
+    from unsup.cli import main
+
+    out = tmp_path_factory.mktemp("rotation")
+    code = main(["train", "rotation", "--data", "digits", "--steps", "30", "--no-test", "--samples", "0",
+                 "--no-progress", "--no-tensorboard", "--out", str(out), "--width", "8", "--depth", "2"])
+    assert code == 0
+    return out
+
+
+def test_finetuning_learns_the_labels_and_leaves_the_run_unchanged(rotation_run):
+    import torch
+
+    model, _ = unsup.train.load_run(rotation_run)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    splits = {s: unsup.data.load("digits", s, "native") for s in ("train", "val", "test")}
+    x = {s: ds.x for s, ds in splits.items()}
+    y = {s: ds.y.long() for s, ds in splits.items()}
+    labelled = probe.stratified_subset(y["train"].numpy(), 0.5, seed=0)
+    r = probe.finetune(model, x, y, labelled, steps=150, batch_size=64, lr=1e-2, eval_every=50)
+    assert r["accuracy"] > 0.6 and r["step"] in (50, 100, 150) and r["steps"] == 150  # chance: 0.1
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_probe_of_a_representation_run_with_finetuning(rotation_run, tmp_path, capsys):
+    out = tmp_path / "p"
+    code, text, err = run(capsys, "probe", str(rotation_run), "--labels", "10%", "--probes", "linear",
+                          "--no-baselines", "--no-tsne", "--finetune-steps", "20", "--json", "--out", str(out))
+    assert code == 0, err
+    r = json.loads(text)
+    assert list(r["features"]) == ["run"] and list(r["features"]["run"]) == ["dim", "linear"]
+    assert r["features"]["run"]["dim"] == 16  # width 8, depth 2: 16 pooled channels
+    assert set(r["finetune"]) == {"run", "scratch"} and not (out / "probe-tsne.png").exists()
+    assert all(0 <= f["accuracy"] <= 1 and f["steps"] == 20 for f in r["finetune"].values())
+    assert "finetune scratch" in probe.format_table(r)
+    code, _, err = run(capsys, "probe", str(rotation_run), "--finetune-steps", "-1")
+    assert code == 2 and "--finetune-steps must be >= 0" in err
+

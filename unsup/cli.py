@@ -103,7 +103,9 @@ def _add_model_options(parser: argparse.ArgumentParser, name: str) -> None:
         f"{name} options (defaults: the CPU configuration"
         + (f"; presets: {', '.join(presets)}" if presets else "") + ")")
     taken = {a for action in parser._actions for a in action.option_strings}
-    docs = _attribute_docs(cls.__doc__ or "")
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's text wins; inherited fields keep theirs
+        docs.update(_attribute_docs(klass.__doc__ or ""))
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         if flag in taken:
@@ -254,16 +256,31 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
 
     pr = sub.add_parser("probe", help="judge a run's frozen features with labels (linear, kNN, MLP)",
                         formatter_class=fmt, description="Fit linear, k-nearest-neighbour and MLP "
-                        "classifiers on the frozen encoder features of a run (the VAE family) and "
-                        "report their test accuracy next to the same probes on pixels, PCA and the "
-                        "untrained network; writes DIR/probe.json and DIR/probe-tsne.png.",
-                        epilog="example:\n  unsup probe runs/vae --labels 10%")
+                        "classifiers on the frozen encoder features of a run (a representation "
+                        "method, `supervised`, or the VAE family) and report their test accuracy "
+                        "next to the same probes on pixels, PCA, k-means features and the untrained "
+                        "network; with --finetune-steps also fine-tune the whole encoder on the "
+                        "labels against the same network trained from scratch on the same labels. "
+                        "Writes DIR/probe.json and DIR/probe-tsne.png.",
+                        epilog="examples:\n  unsup probe runs/vae --labels 10%\n"
+                        "  unsup probe runs/rotation --labels 1% --finetune-steps 1000\n"
+                        "  unsup probe runs/rotation --probes linear,knn --no-baselines --json")
     pr.add_argument("run", metavar="RUN")
     pr.add_argument("--data", default=None, metavar="NAME",
                     help="labelled dataset, in the run's representation (default: the run's own)")
     pr.add_argument("--labels", default="100%", metavar="P",
                     help="1%%, 10%% or 100%%: the class-stratified, seeded part of the training "
                     "labels the probes are fitted on (default: 100%%)")
+    pr.add_argument("--probes", default="linear,knn,mlp", metavar="LIST",
+                    help="which frozen-feature probes to fit (default: linear,knn,mlp)")
+    pr.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True,
+                    help="also probe pixels, PCA, k-means features and the untrained network "
+                    "(default: on; they depend only on the data, so a benchmark computes them once)")
+    pr.add_argument("--finetune-steps", type=int, default=0, metavar="N",
+                    help="also fine-tune the whole encoder + a linear layer for N Adam steps of 128 "
+                    "labelled examples, from the run's weights and from scratch (default: 0, off)")
+    pr.add_argument("--tsne", action=argparse.BooleanOptionalAction, default=True,
+                    help="draw DIR/probe-tsne.png (default: on)")
     pr.add_argument("--out", default=None, metavar="DIR", help="output directory (default: RUN)")
     pr.add_argument("--json", action="store_true", help="print one JSON object")
     pr.add_argument("--seed", type=int, default=0)
@@ -301,6 +318,13 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
                              out_dir / "reconstructions.png")
         written.append(out_dir / "reconstructions.png")
     written += _write_latent_pictures(model, spec, out_dir, n, test_x)
+    if callable(getattr(model, "illustrations", None)) and n > 0 and test_x is not None:
+        from unsup.plots import save_rows
+
+        torch.manual_seed(0)  # masks and crops drawn for the picture
+        for name, rows in model.illustrations(test_x[:min(n, 16)]).items():
+            save_rows(rows, out_dir / f"{name}.png")
+            written.append(out_dir / f"{name}.png")
     if not isinstance(model, LikelihoodModel) or n <= 0 or not pictured:
         return written  # sequences: `unsup sample DIR --out FILE.wav|.txt`
     torch.manual_seed(0)
@@ -641,15 +665,17 @@ def cmd_probe(args: argparse.Namespace) -> int:
     """``unsup probe RUN``: linear, kNN and MLP probes of a run's frozen features (:mod:`unsup.probe`)."""
     from unsup import probe
     from unsup.models import config_for
-    from unsup.models.vae import VAE
 
     fraction = probe.parse_labels(args.labels)
+    probes = probe.parse_probes(args.probes)
+    if args.finetune_steps < 0:
+        raise ConfigError(f"--finetune-steps must be >= 0 (0: no fine-tuning), got {args.finetune_steps}")
     device = select_device(args.device)
     model, meta = load_run(args.run, "best", device=device)
-    if not isinstance(model, VAE):
-        family = ", ".join(n for n in model_names() if issubclass(MODELS.get(n), VAE))
-        raise ConfigError(f"probe needs an encoder, a model whose encode(x) gives a latent code "
-                          f"(the VAE family: {family}); {meta['model']} has none")
+    if not model.encodes:
+        family = ", ".join(n for n in model_names() if MODELS.get(n).encodes)
+        raise ConfigError(f"probe needs an encoder, a model whose encode(x) gives features "
+                          f"({family}); {meta['model']} has none")
     data_meta = dict(meta["data"])
     if args.data is not None and args.data != data_meta["name"]:
         data_meta.update(name=args.data, options={})
@@ -666,15 +692,20 @@ def cmd_probe(args: argparse.Namespace) -> int:
     result = {"run": str(args.run), "model": meta["model"], "step": meta.get("step"),
               "data": data_meta["name"], "representation": data_meta["representation"],
               "labels": args.labels, "seed": args.seed}
-    result.update(probe.probe(model, untrained.to(device).eval(), splits, fraction, args.seed))
+    result.update(probe.probe(model, untrained.to(device).eval(), splits, fraction, args.seed,
+                              baselines=args.baselines, finetune_steps=args.finetune_steps,
+                              probes=probes))
     test_features = result.pop("_test_features")
     out = Path(args.out or args.run)
     out.mkdir(parents=True, exist_ok=True)
-    result["tsne_points"] = probe.save_tsne(
-        test_features, splits["test"].y.numpy(), out / "probe-tsne.png", splits["test"].class_names,
-        title=f"{meta['model']} features of {data_meta['name']} test examples", seed=args.seed)
+    written = [out / "probe.json"]
+    if args.tsne:
+        result["tsne_points"] = probe.save_tsne(
+            test_features, splits["test"].y.numpy(), out / "probe-tsne.png", splits["test"].class_names,
+            title=f"{meta['model']} features of {data_meta['name']} test examples", seed=args.seed)
+        written.append(out / "probe-tsne.png")
     (out / "probe.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out / 'probe.json'} and {out / 'probe-tsne.png'}", file=sys.stderr)
+    print(f"wrote {' and '.join(map(str, written))}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
     else:

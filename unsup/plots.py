@@ -107,6 +107,19 @@ def save_reconstructions(x: torch.Tensor, reconstructed: torch.Tensor, spec: Dat
     image_grid(rows.flatten(0, 2), spec.levels, ncol=ncol).save(path)
 
 
+def save_rows(rows: list[torch.Tensor], path: str | Path, ncol: int = 8) -> None:
+    """Save aligned rows of float images in ``[0, 1]`` (each ``(B, C, H, W)``), in blocks of
+    ``ncol`` examples: block by block, row 1 of the block, row 2, ..."""
+    n = min(len(r) for r in rows)
+    ncol = min(ncol, n)
+    n -= n % ncol
+    grid = torch.stack([r[:n].detach().float().clamp(0, 1).cpu().view(-1, ncol, *r.shape[1:])
+                        for r in rows], 1)  # (blocks, rows, ncol, C, H, W)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(grid.flatten(0, 2), None, ncol=ncol).save(path)
+
+
 @torch.no_grad()
 def save_interpolations(model: torch.nn.Module, x: torch.Tensor, path: str | Path,
                         pairs: int = 8, steps: int = 10) -> None:

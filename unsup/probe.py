@@ -18,9 +18,19 @@ training examples *without* their labels (unsupervised statistics, as the encode
 validation split only tunes ``C``, ``k`` and the MLP's epoch; the reported number is test accuracy.
 
 A number means little without baselines computed by the same code on the same labels: raw
-pixels, PCA to the features' dimension (the linear unsupervised method), and the same network with
-random, untrained weights (random features are a surprisingly strong baseline for kNN and linear
-probes on small images [4]). A representation earns its keep by beating all three.
+pixels, PCA to the features' dimension (the linear unsupervised method), k-means features (``K``
+centroids fitted on the unlabelled training pixels, ``K`` = the features' dimension, each example
+coded by the "triangle" activation ``max(0, mean_k d_k - d_k)`` of its distances ``d_k`` to the
+centroids [5]), and the same network with random, untrained weights (random features are a
+surprisingly strong baseline for kNN and linear probes on small images [4]). A representation
+earns its keep by beating all of them.
+
+Frozen features are half of the question; the other half is whether pretraining *cuts the labels
+a task needs* when the whole network may adapt. :func:`finetune` trains the encoder together with
+a new linear layer on the label subset (cross-entropy, Adam, the step with the best validation
+accuracy kept) twice: from the run's weights and from a fresh initialisation of the same
+architecture -- supervised training from scratch on exactly the same labels, the baseline that
+label-efficient pretraining must beat [6].
 
 References:
     [1] Zhang, Isola, Efros. Colorful Image Colorization. ECCV 2016 (linear probes of frozen
@@ -31,6 +41,10 @@ References:
         Discrimination. CVPR 2018 (kNN evaluation).
     [4] Saxe, Koh, Chen, Bhand, Suresh, Ng. On Random Weights and Unsupervised Feature Learning.
         ICML 2011.
+    [5] Coates, Lee, Ng. An Analysis of Single-Layer Networks in Unsupervised Feature Learning.
+        AISTATS 2011.
+    [6] Henaff et al. Data-Efficient Image Recognition with Contrastive Predictive Coding. ICML
+        2020 (fine-tuning with 1 % .. 100 % of the labels against supervised training).
 """
 
 from __future__ import annotations
@@ -42,6 +56,8 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from unsup.data.base import DataSpec, TensorDataset
 from unsup.errors import ConfigError
@@ -52,6 +68,19 @@ K_GRID = (1, 5, 20)
 PROBES = ("linear", "knn", "mlp")
 TSNE_POINTS = 2000
 TSNE_ITERATIONS = 1000  # sklearn's default; the cost is mostly per iteration, not per point
+
+
+def parse_probes(text: str) -> tuple[str, ...]:
+    """``"linear,knn"`` -> ``("linear", "knn")``, in :data:`PROBES` order.
+
+    Raises:
+        ConfigError: an empty list or an unknown probe.
+    """
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in PROBES]
+    if unknown or not names:
+        raise ConfigError(f"--probes takes a comma-separated list of {', '.join(PROBES)}, got {text!r}")
+    return tuple(p for p in PROBES if p in names)
 
 
 def parse_labels(text: str) -> float:
@@ -175,7 +204,7 @@ PROBE_FUNCTIONS = {"linear": linear_probe, "knn": knn_probe, "mlp": mlp_probe}
 
 
 def probe_features(feats: dict[str, np.ndarray], y: dict[str, np.ndarray], labelled: np.ndarray,
-                   seed: int = 0) -> dict[str, Any]:
+                   seed: int = 0, probes: tuple[str, ...] = PROBES) -> dict[str, Any]:
     """All probes on one feature set.
 
     Args:
@@ -183,16 +212,17 @@ def probe_features(feats: dict[str, np.ndarray], y: dict[str, np.ndarray], label
         y: the same splits -> labels ``(N,)``.
         labelled: indices into the train split whose labels the probes may use.
         seed: the MLP's initialisation.
+        probes: which of :data:`PROBES` to fit.
 
     Returns:
-        ``{"dim": D, "linear": {...}, "knn": {...}, "mlp": {...}}``, each with test ``accuracy``.
+        ``{"dim": D, "linear": {...}, "knn": {...}, "mlp": {...}}`` (the chosen probes), each with
+        test ``accuracy``.
     """
     xtr, xva, xte = _standardise(feats["train"], feats["train"][labelled], feats["val"], feats["test"])
     args = (xtr, y["train"][labelled], xva, y["val"], xte, y["test"])
     out: dict[str, Any] = {"dim": int(feats["train"].shape[1])}
-    out["linear"] = linear_probe(*args)
-    out["knn"] = knn_probe(*args)
-    out["mlp"] = mlp_probe(*args, seed=seed)
+    for name in probes:
+        out[name] = mlp_probe(*args, seed=seed) if name == "mlp" else PROBE_FUNCTIONS[name](*args)
     return out
 
 
@@ -205,40 +235,136 @@ def pca_features(train: np.ndarray, others: dict[str, np.ndarray], dim: int, see
     return {k: pca.transform(v) for k, v in others.items()}
 
 
+def kmeans_features(train: np.ndarray, others: dict[str, np.ndarray], k: int, seed: int = 0
+                    ) -> dict[str, np.ndarray]:
+    """Coates et al.'s k-means features: ``K`` centroids fitted (mini-batch k-means) on the
+    unlabelled training examples; each example becomes ``max(0, mean(d) - d_k)`` for its
+    Euclidean distances ``d_k`` to the centroids (a sparse, soft assignment)."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    km = MiniBatchKMeans(n_clusters=min(k, len(train)), batch_size=2048, n_init=3,
+                         random_state=seed).fit(train)
+    out = {}
+    for name, v in others.items():
+        d = km.transform(v)  # (N, K) distances
+        out[name] = np.maximum(0.0, d.mean(1, keepdims=True) - d)
+    return out
+
+
+# ------------------------------------------------------------------------------- fine-tuning
+
+def _accuracy(model: nn.Module, head: nn.Linear, x: torch.Tensor, y: torch.Tensor,
+              batch_size: int = 512) -> float:
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([head(model.encode(xb)).argmax(1).cpu() for xb in x.split(batch_size)])
+    return float((pred == y).float().mean())
+
+
+def finetune(model: nn.Module, x: dict[str, torch.Tensor], y: dict[str, torch.Tensor],
+             labelled: np.ndarray, steps: int = 1000, batch_size: int = 128, lr: float = 1e-3,
+             eval_every: int = 100, seed: int = 0) -> dict[str, Any]:
+    """Train a copy of ``model``'s encoder and a new linear layer on the labelled examples.
+
+    Cross-entropy of ``Linear(model.encode(x))`` with Adam for ``steps`` steps of ``batch_size``
+    labelled examples (reshuffled every pass); every ``eval_every`` steps the validation accuracy
+    is measured and the weights of the best step are kept for the test. ``model`` itself is not
+    changed. Batch norm layers train in train mode and are evaluated in eval mode.
+
+    Args:
+        model: any model with ``encode(x) -> (B, D)``.
+        x: ``{"train", "val", "test"}`` -> examples as the model takes them.
+        y: the same splits -> labels (long tensors).
+        labelled: indices into the train split whose labels may be used.
+
+    Returns:
+        test ``accuracy``, ``val_accuracy``, the chosen ``step`` and ``steps``.
+    """
+    torch.manual_seed(seed)
+    net = copy.deepcopy(model)
+    device = next(net.parameters()).device
+    classes = int(max(int(t.max()) for t in y.values()) + 1)
+    with torch.no_grad():
+        dim = net.encode(x["train"][:2]).shape[1]
+    head = nn.Linear(dim, classes).to(device)
+    params = [*net.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=lr)
+    idx = torch.as_tensor(labelled)
+    order = idx[torch.randperm(len(idx))]
+    pos = 0
+    best: tuple[float, int, Any] = (-1.0, 0, None)
+    for step in range(1, steps + 1):
+        if pos >= len(order):
+            order, pos = idx[torch.randperm(len(idx))], 0
+        take = order[pos:pos + batch_size]
+        pos += batch_size
+        net.train()
+        logits = head(net.encode(x["train"][take]))
+        loss = F.cross_entropy(logits, y["train"][take].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % eval_every == 0 or step == steps:
+            acc = _accuracy(net, head, x["val"], y["val"])
+            if acc > best[0]:
+                best = (acc, step, copy.deepcopy((net.state_dict(), head.state_dict())))
+    net.load_state_dict(best[2][0])
+    head.load_state_dict(best[2][1])
+    return {"accuracy": _accuracy(net, head, x["test"], y["test"]), "val_accuracy": best[0],
+            "step": best[1], "steps": steps}
+
+
 # --------------------------------------------------------------------------------- the report
 
 def probe(model: torch.nn.Module, random_model: torch.nn.Module, splits: dict[str, TensorDataset],
-          fraction: float, seed: int = 0) -> dict[str, Any]:
-    """Every probe on the features of ``model``, its untrained twin ``random_model``, PCA and
-    pixels, fitted on the same stratified label subset of ``splits["train"]``.
+          fraction: float, seed: int = 0, baselines: bool = True, finetune_steps: int = 0,
+          probes: tuple[str, ...] = PROBES) -> dict[str, Any]:
+    """Every probe on the features of ``model`` and (``baselines``) of its untrained twin
+    ``random_model``, PCA, k-means and pixels, fitted on the same stratified label subset of
+    ``splits["train"]``; with ``finetune_steps > 0`` also :func:`finetune` from the run's weights
+    and from ``random_model``'s (supervised training from scratch).
 
     Returns:
-        ``{"labelled", "classes", "n", "chance", "features": {name: probe_features(...)}}``;
-        ``chance`` is the test accuracy of always answering the most frequent class. The
-        features of ``model`` on the test split are in ``"_test_features"`` (for a picture).
+        ``{"labelled", "classes", "n", "chance", "features": {name: probe_features(...)}}``
+        (+ ``"finetune": {"run": ..., "scratch": ...}``); ``chance`` is the test accuracy of
+        always answering the most frequent class. The features of ``model`` on the test split
+        are in ``"_test_features"`` (for a picture).
     """
     spec = splits["train"].spec
     xs = {k: fixed_examples(ds, seed) for k, ds in splits.items()}
     y = {k: ds.y.numpy() for k, ds in splits.items()}
     labelled = stratified_subset(y["train"], fraction, seed)
     run = {k: encoder_features(model, x) for k, x in xs.items()}
-    pixels = {k: pixel_features(x, spec) for k, x in xs.items()}
-    dim = run["train"].shape[1]
-    sets = {"run": run, "random-encoder": {k: encoder_features(random_model, x) for k, x in xs.items()},
-            "pca": pca_features(pixels["train"], pixels, dim, seed), "pixels": pixels}
+    sets = {"run": run}
+    if baselines:
+        pixels = {k: pixel_features(x, spec) for k, x in xs.items()}
+        dim = run["train"].shape[1]
+        sets.update({"random-encoder": {k: encoder_features(random_model, x) for k, x in xs.items()},
+                     "pca": pca_features(pixels["train"], pixels, dim, seed),
+                     "kmeans": kmeans_features(pixels["train"], pixels, dim, seed),
+                     "pixels": pixels})
     counts = np.bincount(y["test"])
-    return {"labelled": int(len(labelled)), "classes": int(len(np.unique(y["train"][labelled]))),
-            "n": {k: int(len(v)) for k, v in y.items()}, "chance": float(counts.max() / counts.sum()),
-            "features": {name: probe_features(f, y, labelled, seed) for name, f in sets.items()},
-            "_test_features": run["test"]}
+    out = {"labelled": int(len(labelled)), "classes": int(len(np.unique(y["train"][labelled]))),
+           "n": {k: int(len(v)) for k, v in y.items()}, "chance": float(counts.max() / counts.sum()),
+           "features": {name: probe_features(f, y, labelled, seed, probes) for name, f in sets.items()},
+           "_test_features": run["test"]}
+    if finetune_steps > 0:
+        yt = {k: torch.as_tensor(v).long() for k, v in y.items()}
+        out["finetune"] = {name: finetune(m, xs, yt, labelled, steps=finetune_steps, seed=seed)
+                           for name, m in (("run", model), ("scratch", random_model))}
+    return out
 
 
 def format_table(result: dict[str, Any]) -> str:
     """The features x probes table of test accuracies (percent)."""
-    lines = [f"{'features':<16}{'dim':>6}" + "".join(f"{p:>9}" for p in PROBES)]
+    probes = [p for p in PROBES if p in result["features"]["run"]]
+    lines = [f"{'features':<16}{'dim':>6}" + "".join(f"{p:>9}" for p in probes)]
     for name, r in result["features"].items():
         lines.append(f"{name:<16}{r['dim']:>6}" + "".join(f"{100 * r[p]['accuracy']:>8.1f}%"
-                                                           for p in PROBES))
+                                                           for p in probes))
+    for name, r in result.get("finetune", {}).items():
+        lines.append(f"{'finetune ' + name:<22}{100 * r['accuracy']:>8.1f}%  (best of {r['steps']} steps "
+                     f"at {r['step']}; whole encoder + linear layer)")
     return "\n".join(lines)
 
 

@@ -23,7 +23,8 @@ from unsup.data.registry import DATASETS, SPLITS, Request, data_root, resolve
 from unsup.errors import ConfigError
 
 # Modules whose import registers sources. Each holds one family of datasets.
-_SOURCE_MODULES = ("digits", "idx", "cifar", "folder", "toy", "colored", "text", "speech", "vqcodes")
+_SOURCE_MODULES = ("digits", "idx", "cifar", "folder", "toy", "colored", "text", "speech", "vqcodes",
+                   "patches")
 
 
 def _import_sources() -> None:

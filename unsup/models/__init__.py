@@ -17,7 +17,10 @@ MODELS: Registry[type[Model]] = Registry("model")
 _MODEL_MODULES = ("histogram", "logistic_mixture", "made", "pixelcnn", "wavenet", "gated_pixelcnn",
                   "transformer", "pixelsnail", "lstm", "bytenet", "nade", "pixelcnn_pp",
                   "realnvp", "glow", "nice", "cdf_flow", "maf", "flowpp", "vqvae", "vae",
-                  "vae_flows", "hvae", "gumbel_vae", "pixelvae")
+                  "vae_flows", "hvae", "gumbel_vae", "pixelvae",
+                  "supervised", "autoencoder", "stacked_dae", "sparse_coding", "psd", "hashing_ae",
+                  "context_encoder", "colorization", "split_brain",
+                  "rotation", "relative_patch", "jigsaw")
 
 
 def _import_models() -> None:

@@ -62,6 +62,7 @@ class Model(nn.Module):
     """
 
     Config: ClassVar[type]
+    encodes: ClassVar[bool] = False  # encode(x) -> (B, D) features that `unsup probe` can judge
 
     def __init__(self, spec: DataSpec, config: Any) -> None:
         super().__init__()
@@ -84,6 +85,33 @@ class Model(nn.Module):
         for b in self.buffers():
             return b.device
         return torch.device("cpu")
+
+    @torch.compiler.disable  # data-dependent checks (int(x.min())): run eagerly under --compile
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a clear error for data of the wrong shape, dtype or range.
+
+        Discrete data: any integer dtype (uint8 included) with values in ``[0, levels)``.
+        Continuous data: a floating-point dtype and finite values.
+        """
+        s = self.spec
+        name = type(self).__name__
+        if tuple(x.shape[1:]) != tuple(s.shape):
+            raise ConfigError(f"{name} expects examples of shape {s.shape}, "
+                              f"got a batch of shape {tuple(x.shape)}")
+        if s.levels is not None:
+            if x.is_floating_point() or x.is_complex():
+                raise ConfigError(f"{name} expects integer levels, got {x.dtype}")
+            if x.numel():
+                # compared as Python ints: in uint8, `x >= 256` would wrap 256 to 0
+                lo, hi = int(x.min()), int(x.max())
+                if lo < 0 or hi >= s.levels:
+                    raise ConfigError(f"{name} expects values in [0, {s.levels - 1}], got [{lo}, {hi}]")
+        else:
+            if not x.is_floating_point():
+                raise ConfigError(f"{name} models continuous data: expects floating-point values, "
+                                  f"got {x.dtype} (discrete data needs a model built for levels)")
+            if x.numel() and not bool(torch.isfinite(x).all()):
+                raise ConfigError(f"{name} expects finite values, got NaN or infinity")
 
     def require(self, *, levels: bool | None = None, kinds: tuple[str, ...] | None = None,
                 max_levels: int | None = None, labels: bool = False) -> None:
@@ -152,33 +180,6 @@ class LikelihoodModel(Model):
     def sample(self, n: int, *, y: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
         """Draw ``n`` samples, shape ``(n, *spec.shape)``, using torch's global RNG."""
         raise NotImplementedError
-
-    @torch.compiler.disable  # data-dependent checks (int(x.min())): run eagerly under --compile
-    def check_input(self, x: torch.Tensor) -> None:
-        """Raise a clear error for data of the wrong shape, dtype or range.
-
-        Discrete data: any integer dtype (uint8 included) with values in ``[0, levels)``.
-        Continuous data: a floating-point dtype and finite values.
-        """
-        s = self.spec
-        name = type(self).__name__
-        if tuple(x.shape[1:]) != tuple(s.shape):
-            raise ConfigError(f"{name} expects examples of shape {s.shape}, "
-                              f"got a batch of shape {tuple(x.shape)}")
-        if s.levels is not None:
-            if x.is_floating_point() or x.is_complex():
-                raise ConfigError(f"{name} expects integer levels, got {x.dtype}")
-            if x.numel():
-                # compared as Python ints: in uint8, `x >= 256` would wrap 256 to 0
-                lo, hi = int(x.min()), int(x.max())
-                if lo < 0 or hi >= s.levels:
-                    raise ConfigError(f"{name} expects values in [0, {s.levels - 1}], got [{lo}, {hi}]")
-        else:
-            if not x.is_floating_point():
-                raise ConfigError(f"{name} models continuous data: expects floating-point values, "
-                                  f"got {x.dtype} (discrete data needs a model built for levels)")
-            if x.numel() and not bool(torch.isfinite(x).all()):
-                raise ConfigError(f"{name} expects finite values, got NaN or infinity")
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.nll_loss(self.log_prob(batch["x"], batch.get("y")))

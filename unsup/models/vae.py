@@ -115,6 +115,7 @@ class VAE(LikelihoodModel):
 
     Config = VAEConfig
     exact_likelihood = False
+    encodes = True
     step: torch.Tensor
 
     def __init__(self, spec: DataSpec, config: VAEConfig | None = None) -> None:

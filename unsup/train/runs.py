@@ -50,3 +50,14 @@ def load_run(run_dir: str | Path, which: str = "best",
     model.load_state_dict(weights)
     meta["step"] = state["step"]
     return model.to(device).eval(), meta
+
+
+def run_data(meta: dict[str, Any], split: str):
+    """The split ``"train"``, ``"val"`` or ``"test"`` of the data a run was trained on, as its
+    ``meta["data"]`` (name, representation, root, validation fraction, seed, options) describes."""
+    import unsup.data as udata
+
+    d = meta["data"]
+    return udata.load(d["name"], split, d["representation"], root=d.get("root"),
+                      download=d.get("download", False), val_fraction=d["val_fraction"],
+                      seed=d["seed"], **(d.get("options") or {}))

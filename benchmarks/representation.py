@@ -1,0 +1,99 @@
+"""Figures of issue #6 made from trained runs (train them first with `benchmarks/recipes.py`).
+
+    python benchmarks/representation.py ae-vs-pca rep-ae-linear32-fashion rep-ae-plain32-fashion \
+        rep-ae-deep32-fashion
+    python benchmarks/representation.py pictures rep-context-encoder-cifar rep-colorization-cifar
+
+``ae-vs-pca``: test reconstruction error (mean squared error per pixel in [0, 1]) of each MLP
+autoencoder run against PCA with as many components as the code has dimensions, fitted on the same
+training pixels; a grid of test images (rows: originals, PCA, each autoencoder) in
+docs/figures/ae-vs-pca.png and the numbers in benchmarks/results/ae-vs-pca.json.
+
+``pictures``: what each run's pretext task does to 16 test images (`unsup train`'s pictures:
+inpaintings, colourings, reconstructions) in docs/figures/NAME-*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from unsup.cli import _write_pictures  # noqa: E402
+from unsup.plots import save_rows  # noqa: E402
+from unsup.train.runs import load_run, run_data  # noqa: E402
+
+
+def _floats(x: torch.Tensor, levels: int | None) -> torch.Tensor:
+    return x.float() / (levels - 1) if levels is not None else x.float()
+
+
+@torch.no_grad()
+def ae_vs_pca(names: list[str], examples: int = 16) -> dict:
+    from sklearn.decomposition import PCA
+
+    rows, result = {}, {"runs": {}}
+    for name in names:
+        model, meta = load_run(ROOT / "runs" / "bench" / name, "best")
+        model.eval()
+        train, test = run_data(meta, "train"), run_data(meta, "test")
+        levels, k = train.spec.levels, model.config.code_dim
+        xte = _floats(test.x, levels)
+        rec = torch.cat([model.reconstruction(model.images(b)) for b in test.x.split(1000)])
+        result["runs"][name] = {"code_dim": k, "arch": model.config.arch, "hidden": model.config.hidden,
+                                "activation": model.config.activation,
+                                "test_mse": float((rec - xte).pow(2).mean())}
+        rows[name] = rec[:examples]
+        if f"pca{k}" not in result:
+            xtr = _floats(train.x, levels).flatten(1).numpy()
+            pca = PCA(n_components=k, random_state=0).fit(xtr)
+            back = pca.inverse_transform(pca.transform(xte.flatten(1).numpy()))
+            back = torch.as_tensor(back, dtype=torch.float32).view_as(xte)
+            result[f"pca{k}"] = {"test_mse": float((back - xte).pow(2).mean())}
+            rows[f"pca{k}"] = back[:examples].clamp(0, 1)
+            rows = {"test images": xte[:examples], **rows}
+    order = ["test images", *[r for r in rows if r.startswith("pca")],
+             *[r for r in rows if r != "test images" and not r.startswith("pca")]]
+    save_rows([rows[r] for r in order], ROOT / "docs" / "figures" / "ae-vs-pca.png")
+    result["picture_rows"] = order
+    return result
+
+
+def pictures(names: list[str]) -> list[Path]:
+    written = []
+    for name in names:
+        model, meta = load_run(ROOT / "runs" / "bench" / name, "best")
+        test = run_data(meta, "test")
+        out = ROOT / "runs" / "bench" / name / "pictures"
+        out.mkdir(parents=True, exist_ok=True)
+        for path in _write_pictures(model.eval(), model.spec, out, 16, test.x[:16], test.y[:16]):
+            target = ROOT / "docs" / "figures" / f"{name}-{path.name}"
+            target.write_bytes(path.read_bytes())
+            written.append(target)
+    return written
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["ae-vs-pca", "pictures"])
+    p.add_argument("names", nargs="+", help="recipe names (runs/bench/NAME)")
+    args = p.parse_args()
+    torch.manual_seed(0)
+    if args.what == "ae-vs-pca":
+        result = ae_vs_pca(args.names)
+        path = ROOT / "benchmarks" / "results" / "ae-vs-pca.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+    else:
+        for path in pictures(args.names):
+            print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
