@@ -176,6 +176,10 @@ for _name, _options in (("linear", ["--activation", "none"]), ("plain", []),
                         ("deep", ["--hidden", "512", "256"])):
     RECIPES[f"rep-ae-{_name}32-fashion"] = ["autoencoder", *REP_DATA["fashion"], *REP, "--time", "3m",
                                             "--arch", "mlp", "--code-dim", "32", *_options]
+# sparse coding and PSD on flattened Fashion-MNIST images in [0, 1] (they model continuous vectors)
+for _m in ("sparse-coding", "psd"):
+    RECIPES[f"rep-{_m}-fashion"] = [_m, *REP_DATA["fashion"], "--represent", "float", *REP[2:],
+                                    "--time", "3m"]
 REP_RECIPES = [n for n in RECIPES if n.startswith("rep-")]
 
 # `unsup probe` runs after training, each stored under "probe": (label, options). Frozen features of

@@ -147,7 +147,8 @@ def representation_table(data: str) -> str:
             rows.append(f"| {base} ({dim}) | - | - | {_acc(sup['probe']['10%'], base)} |")
     for path in sorted(RESULTS.glob(f"rep-*-{data}.json")):
         r = json.loads(path.read_text())
-        if "probe" not in r or "--time 4m" not in r["command"]:
+        ablation = path.stem.startswith(("rep-rotation2", "rep-rotation8", "rep-dae", "rep-ae-"))
+        if "probe" not in r or ablation:
             continue
         budget = r["command"].split("--time ")[1].split()[0]
         dim = r["probe"]["10%"]["features"]["run"]["dim"]
@@ -165,6 +166,28 @@ def ablation_table(names: list[tuple[str, str]], label: str) -> str:
             continue
         rows.append(f"| {value} | {name} | {r['train']['steps']} | {r['loss']:.4f} | "
                     f"{_acc(r['probe']['10%'])} |")
+    return "\n".join(rows)
+
+
+def ae_vs_pca_table() -> str:
+    """MLP autoencoders against PCA at the same code size: test reconstruction error
+    (`benchmarks/representation.py ae-vs-pca`) and probes of the codes (10 % of the labels)."""
+    path = RESULTS / "ae-vs-pca.json"
+    if not path.exists():
+        return "(not measured yet: python benchmarks/representation.py ae-vs-pca ...)"
+    r = json.loads(path.read_text())
+    rows = ["| code | recipe | steps | test MSE per pixel | linear % | kNN % |", "|---|---|---|---|---|---|"]
+    plain = _rep("rep-ae-plain32-fashion")
+    for key, v in r.items():
+        if key.startswith("pca"):
+            probes = _acc(plain["probe"]["10%"], "pca") if plain and "probe" in plain else "- | -"
+            rows.append(f"| PCA, {key[3:]} components | - | - | {v['test_mse']:.5f} | {probes} |")
+    for name, v in r["runs"].items():
+        run = _rep(name)
+        probes = _acc(run["probe"]["10%"]) if run and "probe" in run else "- | -"
+        arch = f"MLP {[*v['hidden'], v['code_dim']]}, {v['activation']}"
+        rows.append(f"| {arch} | {name} | {run['train']['steps'] if run else '-'} | {v['test_mse']:.5f} | "
+                    f"{probes} |")
     return "\n".join(rows)
 
 
@@ -200,6 +223,8 @@ if __name__ == "__main__":
     print(ablation_table([("0", "rep-dae0-fashion"), ("0.1", "rep-dae0.1-fashion"),
                           ("0.25", "rep-denoising-autoencoder-fashion"), ("0.5", "rep-dae0.5-fashion")],
                          "noise level") + "\n")
+    print("## Autoencoders against PCA (issue #6)\n")
+    print(ae_vs_pca_table() + "\n")
     print("## Label efficiency: fine-tuning (issue #6)\n")
     print(finetune_table() + "\n")
     print("\n## Framework overhead\n")

@@ -154,7 +154,8 @@ def test_finetuning_learns_the_labels_and_leaves_the_run_unchanged(rotation_run)
 def test_probe_of_a_representation_run_with_finetuning(rotation_run, tmp_path, capsys):
     out = tmp_path / "p"
     code, text, err = run(capsys, "probe", str(rotation_run), "--labels", "10%", "--probes", "linear",
-                          "--no-baselines", "--no-tsne", "--finetune-steps", "20", "--json", "--out", str(out))
+                          "--no-baselines", "--no-tsne", "--finetune-steps", "20", "--json",
+                          "--out", str(out))
     assert code == 0, err
     r = json.loads(text)
     assert list(r["features"]) == ["run"] and list(r["features"]["run"]) == ["dim", "linear"]

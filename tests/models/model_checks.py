@@ -18,6 +18,14 @@ def assert_training_reduces_loss(model, batch, lr: float, steps: int) -> None:
     assert model.loss(batch)["loss"].item() < first
 
 
+def with_fixed_draws(model, seed: int = 1):
+    """``model`` whose ``loss`` reseeds torch's RNG first: the same random crops, puzzles or masks
+    on every call, so that a fixed batch is a fixed objective."""
+    loss = model.loss
+    model.loss = lambda batch: (torch.manual_seed(seed), loss(batch))[1]
+    return model
+
+
 def all_images(shape: tuple[int, ...], levels: int) -> torch.Tensor:
     """Every discrete example of ``shape`` with ``levels`` values, ``(levels**D, *shape)``."""
     import itertools

@@ -106,8 +106,9 @@ def test_unsup_train_pictures_the_inpainting(tmp_path, capsys):
     from PIL import Image
 
     out = tmp_path / "ce"
-    code, _, err = run(capsys, "train", "context-encoder", "--data", "digits", "--steps", "2", "--samples", "8",
-                       "--no-progress", "--no-tensorboard", "--out", str(out), "--width", "4", "--depth", "2")
+    code, _, err = run(capsys, "train", "context-encoder", "--data", "digits", "--steps", "2",
+                       "--samples", "8", "--no-progress", "--no-tensorboard", "--out", str(out),
+                       "--width", "4", "--depth", "2")
     assert code == 0 and "inpainting.png" in err
     # rows of 8: the digits, the masked inputs, the completions (8x8 images + 1 px borders, scaled)
     img = Image.open(out / "inpainting.png")

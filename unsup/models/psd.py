@@ -17,8 +17,8 @@ through the reconstruction term and ``W, b, g`` only through the prediction term
 
 We write both quadratics with a factor 1/2 like :mod:`unsup.models.sparse_coding`; [1] writes
 ``||x - Dz||^2 + lam' |z|_1 + alpha ||z - F(x)||^2``, twice our energy when ``lam' = 2 lam``
-(``alpha`` is the same in both). The columns of ``D`` are renormalised to unit length at the start of every ``loss``, as in
-sparse coding.
+(``alpha`` is the same in both). The columns of ``D`` are renormalised to unit length at the
+start of every ``loss``, as in sparse coding.
 
 References:
     [1] K. Kavukcuoglu, M. Ranzato, Y. LeCun. Fast inference in sparse coding algorithms with
