@@ -154,11 +154,12 @@ RECIPES.update({
 REP = ["--represent", "native", "--batch-size", "64", "--eval-every", "250", "--eval-batches", "5",
        "--samples", "0"]
 REP_DATA = {"fashion": ["--data", "fashion-mnist"], "cifar": ["--data", "cifar10-jpeg"]}
+CONTRASTIVE = ["simclr", "moco", "instance-discrimination", "cpc-image"]  # issue #7 (MoCo: v2, CPC: v1)
 REP_METHODS = {
     "fashion": ["supervised", "autoencoder", "denoising-autoencoder", "stacked-dae", "hashing-autoencoder",
-                "context-encoder", "rotation", "relative-patch", "jigsaw"],
+                "context-encoder", "rotation", "relative-patch", "jigsaw", *CONTRASTIVE],
     "cifar": ["supervised", "autoencoder", "denoising-autoencoder", "context-encoder", "colorization",
-              "split-brain", "rotation", "relative-patch", "jigsaw"],
+              "split-brain", "rotation", "relative-patch", "jigsaw", *CONTRASTIVE],
 }
 for _data, _methods in REP_METHODS.items():
     for _m in _methods:
@@ -171,16 +172,44 @@ for _k in (2, 8):
 for _level in ("0", "0.1", "0.5"):
     RECIPES[f"rep-dae{_level}-fashion"] = ["denoising-autoencoder", *REP_DATA["fashion"], *REP,
                                            "--time", "3m", "--noise-level", _level]
+# the identity trap proper: an overcomplete MLP code (1024 > 784 pixels) can copy its input unless
+# the input is corrupted
+for _level in ("0", "0.25"):
+    RECIPES[f"rep-dae-wide{_level}-fashion"] = ["denoising-autoencoder", *REP_DATA["fashion"], *REP,
+                                                "--time", "3m", "--arch", "mlp", "--code-dim", "1024",
+                                                "--noise-level", _level]
 # autoencoders against PCA at the same code size (32): linear, plain (one hidden layer) and deep MLPs
 for _name, _options in (("linear", ["--activation", "none"]), ("plain", []),
                         ("deep", ["--hidden", "512", "256"])):
     RECIPES[f"rep-ae-{_name}32-fashion"] = ["autoencoder", *REP_DATA["fashion"], *REP, "--time", "3m",
                                             "--arch", "mlp", "--code-dim", "32", *_options]
+# CPC v2's changes together: layer norm, patch augmentation (crop + flip), bottom-up predictions
+for _data in REP_DATA:
+    RECIPES[f"rep-cpc-v2-{_data}"] = ["cpc-image", *REP_DATA[_data], *REP, "--time", "4m", "--norm", "layer",
+                                      "--patch-augment", "crop", "--directions", "down,up"]
+# MoCo: probe accuracy against the number of negatives (queue size K) at the same batch of 64
+for _k in (256, 1024, 4096, 16384):
+    RECIPES[f"rep-moco-q{_k}-fashion"] = ["moco", *REP_DATA["fashion"], *REP, "--time", "3m",
+                                          "--queue", str(_k)]
 # sparse coding and PSD on flattened Fashion-MNIST images in [0, 1] (they model continuous vectors)
 for _m in ("sparse-coding", "psd"):
     RECIPES[f"rep-{_m}-fashion"] = [_m, *REP_DATA["fashion"], "--represent", "float", *REP[2:],
                                     "--time", "3m"]
 REP_RECIPES = [n for n in RECIPES if n.startswith("rep-")]
+# Issue #7: word2vec on the bible's words (vocabulary: words seen 5 times in the training split),
+# 10 minutes of one core, windows of 2 x 5 + 1 words, 1024 windows a step; then `unsup words`
+# answers a fixed list of queries (WORDS), stored under "words" in the result.
+for _arch in ("skipgram", "cbow"):
+    RECIPES[f"word2vec-{_arch}"] = ["word2vec", "--data", "bible-words", "--arch", _arch,
+                                    "--batch-size", "1024", "--lr", "3e-3", "--time", "10m",
+                                    "--eval-every", "500", "--eval-batches", "20", "--samples", "0"]
+WORD_QUERIES = ("god,lord,king,jesus,israel,egypt,david,water,bread,wine,gold,sword,father,son,love,"
+                "sin,heaven,fire,sheep,city")
+WORD_ANALOGIES = ("man:woman::king", "father:mother::son", "egypt:pharaoh::babylon",
+                  "abraham:isaac::isaac", "gold:silver::brass")
+WORDS = {name: ["--neighbours", WORD_QUERIES, "--k", "8",
+                *(a for q in WORD_ANALOGIES for a in ("--analogy", q))]
+         for name in RECIPES if name.startswith("word2vec-")}
 
 # `unsup probe` runs after training, each stored under "probe": (label, options). Frozen features of
 # every method get the linear and kNN probes fitted on 10 % of the training labels (class-stratified,
@@ -191,11 +220,11 @@ PROBES = {name: [("10%", [*PROBE_10, "--no-baselines"])] for name in REP_RECIPES
 for _data in REP_DATA:
     PROBES[f"rep-supervised-{_data}"] = [("10%", PROBE_10)]
 PROBES["rep-ae-plain32-fashion"] = [("10%", PROBE_10)]  # its PCA baseline has the code's 32 dimensions
-# Label efficiency: the whole encoder fine-tuned on 1 % / 10 % of the labels (500 Adam steps of 128)
+# Label efficiency: the whole encoder fine-tuned on 1 % / 10 % / 100 % of the labels (500 Adam steps of 128)
 # against the same backbone trained from scratch on the same labels.
 FINETUNE = [(f"finetune-{p}", ["--labels", f"{p}%", "--probes", "linear", "--no-baselines", "--no-tsne",
-                               "--finetune-steps", "500"]) for p in (1, 10)]
-for _name in ("rep-rotation-fashion", "rep-autoencoder-fashion"):
+                               "--finetune-steps", "500"]) for p in (1, 10, 100)]
+for _name in ("rep-rotation-fashion", "rep-autoencoder-fashion", "rep-simclr-fashion", "rep-moco-fashion"):
     PROBES[_name] = PROBES[_name] + FINETUNE
 
 # `unsup eval` runs after training, each stored under "importance" in the recipe's result:
@@ -215,7 +244,7 @@ SAMPLES = {"wavenet-speech": ("samples.wav", ["--n", "8", "--length", "16000"]),
            **{name: ("samples.txt", ["--n", "4"]) for name in RECIPES if "-bible" in name}}
 ONE_CORE_PREFIXES = ("arch-", "realnvp-", "glow-", "nice-", "flow++-", "maf-", "ar-flow-", "cdf-flow-",
                      "vqvae-", "vae-", "iwae-", "pixelvae-", "hvae-", "gumbel-vae-")
-ONE_CORE = {name for name in RECIPES if name.startswith(ONE_CORE_PREFIXES)} | {*REP_RECIPES,
+ONE_CORE = {name for name in RECIPES if name.startswith(ONE_CORE_PREFIXES)} | {*REP_RECIPES, *WORDS,
     "pixelcnn++-fashion", "wavenet-speech", *(n for n in RECIPES if "-bible" in n),
     *(n for n in RECIPES if n.startswith(("pixelcnn-colored", "pixelcnn-cifar10-jpeg")))}
 
@@ -267,6 +296,11 @@ def run(name: str) -> dict:
                         "--seed", "0", "--out", str(out / file)], check=True, cwd=ROOT, env=env)
     result = json.loads((out / "test.json").read_text())
     run_evals(name, result, env)
+    if name in WORDS:
+        done = subprocess.run([sys.executable, "-m", "unsup.cli", "words", str(out), *WORDS[name], "--json"],
+                              check=True, cwd=ROOT, env=env, capture_output=True, text=True)
+        result["words"] = json.loads(done.stdout.strip().splitlines()[-1])
+        result["words"]["command"] = " ".join(["unsup", "words", f"runs/bench/{name}", *WORDS[name]])
     result.update(train=json.loads((out / "train.json").read_text()),
                   command=" ".join(cmd), wall_seconds=round(time.time() - t0, 1),
                   threads=1 if name in ONE_CORE else os.cpu_count())

@@ -137,7 +137,7 @@ def _acc(probe: dict, features: str = "run") -> str:
 
 
 def representation_table(data: str) -> str:
-    """Issue #6: linear and kNN probe accuracy (10 % of the labels) of every method on ``data``
+    """Issues #6 and #7: linear and kNN probe accuracy (10 % of the labels) of every method on ``data``
     (``fashion`` or ``cifar``), with the data-only baselines of the supervised run's probe."""
     rows = ["| features | model | trained steps (budget) | linear % | kNN % |", "|---|---|---|---|---|"]
     sup = _rep(f"rep-supervised-{data}")
@@ -147,7 +147,8 @@ def representation_table(data: str) -> str:
             rows.append(f"| {base} ({dim}) | - | - | {_acc(sup['probe']['10%'], base)} |")
     for path in sorted(RESULTS.glob(f"rep-*-{data}.json")):
         r = json.loads(path.read_text())
-        ablation = path.stem.startswith(("rep-rotation2", "rep-rotation8", "rep-dae", "rep-ae-"))
+        ablation = path.stem.startswith(("rep-rotation2", "rep-rotation8", "rep-dae", "rep-ae-",
+                                         "rep-moco-q"))
         if "probe" not in r or ablation:
             continue
         budget = r["command"].split("--time ")[1].split()[0]
@@ -223,6 +224,12 @@ if __name__ == "__main__":
     print(ablation_table([("0", "rep-dae0-fashion"), ("0.1", "rep-dae0.1-fashion"),
                           ("0.25", "rep-denoising-autoencoder-fashion"), ("0.5", "rep-dae0.5-fashion")],
                          "noise level") + "\n")
+    print("## Denoising an overcomplete MLP code (1024 units; issue #6)\n")
+    print(ablation_table([("0", "rep-dae-wide0-fashion"), ("0.25", "rep-dae-wide0.25-fashion")],
+                         "noise level") + "\n")
+    print("## MoCo: number of negatives (issue #7)\n")
+    print(ablation_table([(str(k), f"rep-moco-q{k}-fashion") for k in (256, 1024, 4096, 16384)],
+                         "queue K") + "\n")
     print("## Autoencoders against PCA (issue #6)\n")
     print(ae_vs_pca_table() + "\n")
     print("## Label efficiency: fine-tuning (issue #6)\n")

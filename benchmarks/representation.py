@@ -4,13 +4,14 @@
         rep-ae-deep32-fashion
     python benchmarks/representation.py pictures rep-context-encoder-cifar rep-colorization-cifar
 
-``ae-vs-pca``: test reconstruction error (mean squared error per pixel in [0, 1]) of each MLP
-autoencoder run against PCA with as many components as the code has dimensions, fitted on the same
-training pixels; a grid of test images (rows: originals, PCA, each autoencoder) in
-docs/figures/ae-vs-pca.png and the numbers in benchmarks/results/ae-vs-pca.json.
+``ae-vs-pca``: test reconstruction error (mean squared error per pixel in [0, 1], reconstructions
+clamped to [0, 1]) of each MLP autoencoder run against PCA with as many components as the code has
+dimensions, fitted on the same training pixels; a grid of test images (rows: originals, PCA, each
+autoencoder) in docs/figures/ae-vs-pca.png and the numbers in benchmarks/results/ae-vs-pca.json.
 
-``pictures``: what each run's pretext task does to 16 test images (`unsup train`'s pictures:
-inpaintings, colourings, reconstructions) in docs/figures/NAME-*.png.
+``pictures``: what each run's pretext task does to 16 test images, evenly spaced in the test set so
+that every class shows (`unsup train`'s pictures: inpaintings, colourings, reconstructions), in
+docs/figures/NAME-*.png.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ def ae_vs_pca(names: list[str], examples: int = 16) -> dict:
             xtr = _floats(train.x, levels).flatten(1).numpy()
             pca = PCA(n_components=k, random_state=0).fit(xtr)
             back = pca.inverse_transform(pca.transform(xte.flatten(1).numpy()))
-            back = torch.as_tensor(back, dtype=torch.float32).view_as(xte)
+            # clamped to [0, 1] like the autoencoders' reconstructions, so both are judged alike
+            back = torch.as_tensor(back, dtype=torch.float32).view_as(xte).clamp(0, 1)
             result[f"pca{k}"] = {"test_mse": float((back - xte).pow(2).mean())}
-            rows[f"pca{k}"] = back[:examples].clamp(0, 1)
+            rows[f"pca{k}"] = back[:examples]
             rows = {"test images": xte[:examples], **rows}
     order = ["test images", *[r for r in rows if r.startswith("pca")],
              *[r for r in rows if r != "test images" and not r.startswith("pca")]]
@@ -72,7 +74,8 @@ def pictures(names: list[str]) -> list[Path]:
         test = run_data(meta, "test")
         out = ROOT / "runs" / "bench" / name / "pictures"
         out.mkdir(parents=True, exist_ok=True)
-        for path in _write_pictures(model.eval(), model.spec, out, 16, test.x[:16], test.y[:16]):
+        pick = torch.linspace(0, len(test) - 1, 16).long()  # spread over the test set: every class
+        for path in _write_pictures(model.eval(), model.spec, out, 16, test.x[pick], test.y[pick]):
             target = ROOT / "docs" / "figures" / f"{name}-{path.name}"
             target.write_bytes(path.read_bytes())
             written.append(target)

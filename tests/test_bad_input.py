@@ -71,6 +71,11 @@ DISCRETE = {
     "rotation": (IMAGE, TINY),
     "relative-patch": (IMAGE, {**TINY, "patch": 1, "gap": 0, "jitter": 0, "hidden": 4}),
     "jigsaw": (IMAGE, {**TINY, "cell": 1, "tile": 1, "permutations": 2, "hidden": 4}),
+    "simclr": (IMAGE, {**TINY, "head_hidden": 4, "dim": 4}),
+    "moco": (IMAGE, {**TINY, "head_hidden": 4, "dim": 4, "queue": 8}),
+    "instance-discrimination": (IMAGE, {**TINY, "dim": 4, "examples": 16, "negatives": 4}),
+    "cpc-image": (IMAGE, {**TINY, "patch": 2, "steps_ahead": 1, "context": 4, "context_layers": 1}),
+    "word2vec": (DataSpec((5,), 5, None, "sequence"), {"dim": 4, "negatives": 2}),
     "sparse-coding": (DataSpec((4,), None, None, "vector"), {"atoms": 3, "inference_steps": 2}),
     "psd": (DataSpec((4,), None, None, "vector"), {"atoms": 3, "inference_steps": 2}),
 }

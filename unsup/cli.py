@@ -25,6 +25,7 @@ from unsup.models import MODELS, LikelihoodModel
 from unsup.models import names as model_names
 from unsup.models.base import nats_to_bits_per_dim
 from unsup.train import LAST, TrainConfig, Trainer, distributed, evaluate, load_run, select_device
+from unsup.train.runs import run_data
 from unsup.train.trainer import seed_everything
 
 DESCRIPTION = """Deep unsupervised learning: train, evaluate and sample likelihood models.
@@ -159,8 +160,12 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     o.add_argument("--time", type=parse_duration, metavar="DURATION",
                    help="budget in wall-clock time: 90s, 10m, 1h")
     o.add_argument("--batch-size", type=int, default=_D.batch_size)
-    o.add_argument("--lr", type=float, default=_D.lr, help="peak learning rate (AdamW)")
+    o.add_argument("--lr", type=float, default=_D.lr, help="peak learning rate")
     o.add_argument("--weight-decay", type=float, default=_D.weight_decay)
+    o.add_argument("--optimizer", choices=("adamw", "sgd", "lars"), default=_D.optimizer,
+                   help="adamw (default); sgd with --momentum; lars: SGD with layer-wise trust "
+                        "ratios for very large batches (SimCLR)")
+    o.add_argument("--momentum", type=float, default=_D.momentum, help="momentum of sgd and lars")
     o.add_argument("--warmup", type=int, default=_D.warmup, help="linear warm-up steps")
     o.add_argument("--schedule", choices=("constant", "cosine"), default=_D.schedule)
     o.add_argument("--clip", type=float, default=_D.clip, help="max gradient norm (0: off)")
@@ -286,6 +291,23 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     pr.add_argument("--seed", type=int, default=0)
     pr.add_argument("--device", default="auto")
 
+    w = sub.add_parser("words", help="query a word2vec run: nearest neighbours, analogies, export",
+                       formatter_class=fmt, description="Answer queries with the word vectors of a "
+                       "word2vec run by cosine similarity, and export them in word2vec's text "
+                       "format. The vocabulary is rebuilt from the run's training data.",
+                       epilog="examples:\n  unsup words runs/w2v --neighbours god,king,water\n"
+                       "  unsup words runs/w2v --analogy man:king::woman --analogy son:father::daughter\n"
+                       "  unsup words runs/w2v --export vectors.txt")
+    w.add_argument("run", metavar="RUN")
+    w.add_argument("--neighbours", default="", metavar="WORDS",
+                   help="comma-separated words whose nearest neighbours to print")
+    w.add_argument("--analogy", action="append", default=[], metavar="A:B::C",
+                   help="A is to B as C is to ? (the words nearest B - A + C); repeatable")
+    w.add_argument("--k", type=int, default=8, help="answers per query (default: 8)")
+    w.add_argument("--export", default=None, metavar="FILE", help="write the vectors (word2vec text format)")
+    w.add_argument("--json", action="store_true", help="print one JSON object")
+    w.add_argument("--device", default="cpu")
+
     sub.add_parser("list", help="models and datasets, one line each")
     return p
 
@@ -375,7 +397,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     options = {k[len("model."):]: v for k, v in vars(args).items() if k.startswith("model.")}
     cfg = TrainConfig(
         steps=args.steps, epochs=args.epochs, time=args.time, batch_size=args.batch_size,
-        lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup, schedule=args.schedule,
+        lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer, momentum=args.momentum,
+        warmup=args.warmup, schedule=args.schedule,
         clip=args.clip, ema=args.ema, amp=args.amp, compile=args.compile,
         channels_last=args.channels_last, device=args.device, seed=args.seed,
         eval_every=args.eval_every, eval_batches=args.eval_batches, log_every=args.log_every,
@@ -716,6 +739,49 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_words(args: argparse.Namespace) -> int:
+    """``unsup words RUN``: neighbours and analogies of a word2vec run's vectors."""
+    from unsup.models.word2vec import Word2Vec, write_vectors
+
+    if args.k < 1:
+        raise ConfigError(f"--k must be >= 1, got {args.k}")
+    model, meta = load_run(args.run, "best", device=select_device(args.device))
+    if not isinstance(model, Word2Vec):
+        raise ConfigError(f"unsup words needs a word2vec run; {args.run} holds {meta['model']}")
+    vocab = run_data(meta, "train").vocab
+    index = {word: i for i, word in enumerate(vocab)}
+
+    def lookup(word: str) -> int:
+        if word.lower() not in index:
+            raise ConfigError(f"{word!r} is not in the run's vocabulary of {len(vocab)} words (those "
+                              f"seen min_count times in the training text)")
+        return index[word.lower()]
+
+    def named(answers: list[tuple[int, float]]) -> list[list]:
+        return [[vocab[i], round(sim, 4)] for i, sim in answers]
+
+    result: dict[str, Any] = {"run": str(args.run), "vocabulary": len(vocab), "neighbours": {},
+                              "analogies": {}}
+    for word in filter(None, (w.strip() for w in args.neighbours.split(","))):
+        result["neighbours"][word] = named(model.neighbours(lookup(word), args.k))
+    for query in args.analogy:
+        parts = query.replace("::", ":").split(":")
+        if len(parts) != 3:
+            raise ConfigError(f"--analogy takes A:B::C (A is to B as C is to ?), got {query!r}")
+        result["analogies"][query] = named(model.analogy(*map(lookup, parts), k=args.k))
+    if args.export:
+        write_vectors(model, vocab, args.export)
+        print(f"wrote {args.export}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    for word, answers in result["neighbours"].items():
+        print(f"{word}: " + ", ".join(f"{w} ({s:.2f})" for w, s in answers))
+    for query, answers in result["analogies"].items():
+        print(f"{query}: " + ", ".join(f"{w} ({s:.2f})" for w, s in answers))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     print("models:")
     for e in MODELS:
@@ -737,7 +803,7 @@ def main(argv: list[str] | None = None) -> int:
         model = argv[1] if len(argv) > 1 and argv[0] == "train" and argv[1] in MODELS else None
         args = _build_parser(model).parse_args(argv)
         handler = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "list": cmd_list,
-                   "probe": cmd_probe}
+                   "probe": cmd_probe, "words": cmd_words}
         return handler[args.command](args)
     except UnsupError as e:
         print(f"unsup: error: {e}", file=sys.stderr)

@@ -144,6 +144,28 @@ class WithBatchNorm(Model):
         return {"loss": self.bn(batch["x"].float().flatten(1)).pow(2).mean()}
 
 
+def contrast_pairs() -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings of two views of a global batch of 8 (4 per process)."""
+    g = torch.Generator().manual_seed(7)
+    return torch.randn(8, 3, generator=g), torch.randn(8, 3, generator=g)
+
+
+def contrastive_case(rank: int) -> dict:
+    """NT-Xent on this process's half of the batch with negatives gathered from both; keys
+    gathered for a queue; and unequal halves refused."""
+    from unsup.models.contrastive import gather, nt_xent
+
+    z1, z2 = (z[4 * rank: 4 * rank + 4].clone().requires_grad_(True) for z in contrast_pairs())
+    loss, accuracy = nt_xent(z1, z2, 0.5)
+    loss.backward()
+    out = {"loss": loss.detach(), "grad1": z1.grad, "grad2": z2.grad,
+           "keys": gather(torch.arange(3) + 10 * rank, grad=False)}
+    with pytest.raises(ConfigError) as e:
+        gather(torch.zeros(2 + rank, 3))
+    out["uneven"] = str(e.value)
+    return out
+
+
 def _worker(rank: int, tmp: str) -> None:
     """One of the ``WORLD`` processes: every distributed case; results to ``tmp/rank{rank}.pt``."""
     tmp_path = Path(tmp)
@@ -190,6 +212,7 @@ def _worker(rank: int, tmp: str) -> None:
         torch.manual_seed(0)
         nice = unsup.create("nice", data=nice_data, hidden=16)  # has parameters that get no gradient
         r["nice_steps"] = Trainer(nice, nice_data, None, cfg(steps=3, batch_size=8)).fit()["steps"]
+        r["contrastive"] = contrastive_case(rank)
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stderr):
             r["cli_code"] = main(["train", "made", "--data", "toy-1d", "--hidden", "16", "--steps", "4",
@@ -338,3 +361,19 @@ def test_rank_slices_partition_the_global_batch_and_weights_restore_its_mean():
         x = torch.randn(n, dtype=torch.float64)
         ddp_mean = sum((hi - lo) * world / n * x[lo:hi].mean() for lo, hi in parts) / world
         assert float(ddp_mean) == pytest.approx(float(x.mean()), rel=1e-12)
+
+
+def test_contrastive_negatives_are_gathered_from_every_process_with_their_gradients(ddp):
+    from unsup.models.contrastive import nt_xent
+
+    results, _ = ddp
+    z1, z2 = (z.clone().requires_grad_(True) for z in contrast_pairs())
+    loss, _ = nt_xent(z1, z2, 0.5)  # one process, the whole batch
+    loss.backward()
+    parts = [r["contrastive"] for r in results]
+    # the data-parallel mean of the per-process losses and gradients is the whole batch's
+    torch.testing.assert_close(sum(p["loss"] for p in parts) / WORLD, loss.detach())
+    for name, z in (("grad1", z1), ("grad2", z2)):
+        torch.testing.assert_close(torch.cat([p[name] for p in parts]) / WORLD, z.grad)
+    assert all(p["keys"].tolist() == [0, 1, 2, 10, 11, 12] for p in parts)
+    assert all("divisible by 2" in p["uneven"] and "[2, 3]" in p["uneven"] for p in parts)

@@ -246,3 +246,50 @@ def test_prefetching_batches_changes_no_number_of_a_run(tmp_path):
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     with pytest.raises(ConfigError, match="--prefetch must be auto, on or off"):
         cfg(prefetch="yes").validate()
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "lars"])
+def test_every_optimizer_trains_and_resumes_exactly(tmp_path, optimizer):
+    data = make_data()
+    opts = dict(optimizer=optimizer, lr=0.5 if optimizer == "sgd" else 5.0, momentum=0.9,
+                weight_decay=1e-4, steps=20, log_every=1)
+    full = Trainer(tiny(data.spec, dropout=0.0), data, None, cfg(**opts), out=tmp_path / "a")
+    full.fit()
+    assert type(full.optimizer).__name__ == {"sgd": "SGD", "lars": "LARS"}[optimizer]
+    part = Trainer(tiny(data.spec, dropout=0.0), data, None, cfg(**{**opts, "steps": 10}),
+                   out=tmp_path / "b")
+    part.fit()
+    resumed = Trainer(tiny(data.spec, dropout=0.0), data, None, cfg(**opts), out=tmp_path / "b")
+    resumed.fit(resume=True)
+    for k, v in weights(full.model).items():
+        assert torch.equal(v, resumed.model.state_dict()[k]), k
+    first = [r["loss"] for r in full.history if r["split"] == "train"]
+    assert first[-1] < first[0]
+
+
+def test_lars_scales_each_weight_matrix_step_by_its_trust_ratio():
+    # one step without momentum: w <- w - lr * eta * ||w|| / ||g|| * g for a matrix; plain SGD for
+    # a bias (a vector)
+    lin = nn.Linear(3, 2)
+    data = make_data()
+    t = Trainer(tiny(data.spec), data, None, cfg(optimizer="lars", lr=1.0, momentum=0.0))
+    t.optimizer.__init__([lin.weight, lin.bias], lr=1.0, momentum=0.0, weight_decay=0.0)
+    w, b = lin.weight.detach().clone(), lin.bias.detach().clone()
+    lin(torch.randn(5, 3)).pow(2).sum().backward()
+    gw, gb = lin.weight.grad.clone(), lin.bias.grad.clone()
+    t.optimizer.step()
+    torch.testing.assert_close(lin.weight.detach(), w - 1e-3 * w.norm() / gw.norm() * gw)
+    torch.testing.assert_close(lin.bias.detach(), b - gb)
+
+
+def test_parameters_without_gradients_are_not_optimised_and_bad_optimizers_are_named():
+    data = make_data()
+    model = tiny(data.spec)
+    model.net[0].requires_grad_(False)
+    t = Trainer(model, data, None, cfg(optimizer="sgd"))
+    given = {id(p) for group in t.optimizer.param_groups for p in group["params"]}
+    assert given == {id(p) for p in model.net[2].parameters()}
+    with pytest.raises(ConfigError, match="--optimizer must be one of adamw, sgd, lars"):
+        Trainer(tiny(data.spec), data, None, cfg(optimizer="adam"))
+    with pytest.raises(ConfigError, match="--momentum"):
+        Trainer(tiny(data.spec), data, None, cfg(optimizer="sgd", momentum=1.5))

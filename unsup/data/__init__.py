@@ -24,7 +24,7 @@ from unsup.errors import ConfigError
 
 # Modules whose import registers sources. Each holds one family of datasets.
 _SOURCE_MODULES = ("digits", "idx", "cifar", "folder", "toy", "colored", "text", "speech", "vqcodes",
-                   "patches")
+                   "patches", "words")
 
 
 def _import_sources() -> None:

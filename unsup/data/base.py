@@ -80,7 +80,9 @@ class Dataset:
         raise NotImplementedError
 
     def batch(self, index: torch.Tensor, generator: torch.Generator | None = None) -> Batch:
-        """Return ``{"x": ..., "y": ...}`` for the examples at ``index`` ("y" only if labelled).
+        """Return ``{"x": ..., "y": ..., "index": ...}`` for the examples at ``index`` ("y" only
+        if labelled; "index" the examples' positions in the dataset, for methods that keep
+        something per example, such as a memory bank).
 
         Args:
             index: 1-D long tensor of example indices.
@@ -139,7 +141,7 @@ class TensorDataset(Dataset):
         x = self.x[index]
         if self.binarize_on_draw:
             x = torch.bernoulli(x, generator=generator).long()
-        out = {"x": x}
+        out = {"x": x, "index": index.long()}
         if self.y is not None:
             out["y"] = self.y[index]
         return out

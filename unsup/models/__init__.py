@@ -20,7 +20,9 @@ _MODEL_MODULES = ("histogram", "logistic_mixture", "made", "pixelcnn", "wavenet"
                   "vae_flows", "hvae", "gumbel_vae", "pixelvae",
                   "supervised", "autoencoder", "stacked_dae", "sparse_coding", "psd", "hashing_ae",
                   "context_encoder", "colorization", "split_brain",
-                  "rotation", "relative_patch", "jigsaw")
+                  "rotation", "relative_patch", "jigsaw",
+                  "simclr", "moco", "instance_discrimination", "word2vec",
+                  "cpc_image")
 
 
 def _import_models() -> None:
@@ -63,12 +65,21 @@ def config_for(name: str, preset: str | None = None, **options: Any) -> Any:
 def create(name: str, data: DataSpec | Dataset, preset: str | None = None, **options: Any) -> Model:
     """Build model ``name`` for ``data`` (a :class:`DataSpec` or a dataset).
 
+    When ``data`` is the training set, a model whose config has an ``examples`` field left at 0 (a
+    memory bank with a row per training example) gets ``len(data)``, and a model with a
+    ``prepare(data)`` method takes what it keeps of the data's statistics (word counts).
+
     Raises:
         ConfigError: unknown model, preset or option, or data the model cannot handle.
     """
     spec = data.spec if isinstance(data, Dataset) else data
     config = config_for(name, preset, **options)
-    return MODELS.get(name)(spec, config)
+    if isinstance(data, Dataset) and getattr(config, "examples", None) == 0:
+        config.examples = len(data)  # a memory bank's rows: one per training example
+    model = MODELS.get(name)(spec, config)
+    if isinstance(data, Dataset) and hasattr(model, "prepare"):
+        model.prepare(data)  # statistics of the training data the model keeps (word counts)
+    return model
 
 
 def names() -> list[str]:

@@ -53,16 +53,28 @@ class BackboneConfig:
         width: channels of the first stage; each later stage doubles them (capped at 8 x width).
         depth: number of stages; each after the first halves the resolution.
         blocks: residual blocks per stage (``resnet`` only).
+        norm: ``batch`` norm after every convolution, or ``layer`` norm (per example over
+            channels and positions), which shares no statistics between the examples of a batch.
     """
 
     backbone: str = "conv"
     width: int = 32
     depth: int = 4
     blocks: int = 1
+    norm: str = "batch"
 
 
-def _conv_bn(c_in: int, c_out: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
-    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out)]
+NORMS = ("batch", "layer")
+
+
+def _norm(c: int, kind: str) -> nn.Module:
+    # layer norm of a feature map: statistics over (C, H, W) of each example alone, so nothing
+    # passes between the examples of a batch (CPC v2's patches are examples of one image)
+    return nn.BatchNorm2d(c) if kind == "batch" else nn.GroupNorm(1, c)
+
+
+def _conv_bn(c_in: int, c_out: int, stride: int = 1, relu: bool = True, norm: str = "batch") -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), _norm(c_out, norm)]
     if relu:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -72,13 +84,14 @@ class BasicBlock(nn.Module):
     """``ReLU(shortcut(x) + BN(conv(ReLU(BN(conv(x))))))``; the shortcut is a strided ``1x1``
     convolution with batch norm when the stride or the channels change, else the identity."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str = "batch") -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv_bn(c_in, c_out, stride), _conv_bn(c_out, c_out, relu=False))
+        self.body = nn.Sequential(_conv_bn(c_in, c_out, stride, norm=norm),
+                                  _conv_bn(c_out, c_out, relu=False, norm=norm))
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
             self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False),
-                                          nn.BatchNorm2d(c_out))
+                                          _norm(c_out, norm))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.shortcut(x) + self.body(x))
@@ -102,19 +115,22 @@ class Backbone(nn.Module):
         for name in ("width", "depth", "blocks"):
             if getattr(config, name) < 1:
                 raise ConfigError(f"backbone {name} must be >= 1, got {getattr(config, name)}")
+        norm = getattr(config, "norm", "batch")
+        if norm not in NORMS:
+            raise ConfigError(f"backbone norm must be batch or layer, got {norm!r}")
         widths = [config.width * 2 ** min(i, 3) for i in range(config.depth)]
         layers: list[nn.Module] = []
         if config.backbone == "conv":
             c = in_channels
             for i, w in enumerate(widths):
-                layers.append(_conv_bn(c, w, stride=1 if i == 0 else 2))
+                layers.append(_conv_bn(c, w, stride=1 if i == 0 else 2, norm=norm))
                 c = w
         else:
-            layers.append(_conv_bn(in_channels, config.width))
+            layers.append(_conv_bn(in_channels, config.width, norm=norm))
             c = config.width
             for i, w in enumerate(widths):
                 for j in range(config.blocks):
-                    layers.append(BasicBlock(c, w, stride=2 if i > 0 and j == 0 else 1))
+                    layers.append(BasicBlock(c, w, stride=2 if i > 0 and j == 0 else 1, norm=norm))
                     c = w
         self.trunk = nn.Sequential(*layers)
         self.dim = widths[-1]

@@ -52,8 +52,13 @@ class TrainConfig:
             At least one budget is required; training stops at the first one reached.
         batch_size: examples per step; under torchrun the global batch, which the processes
             split among themselves (see :mod:`unsup.train.distributed`).
-        lr: peak learning rate (Adam).
-        weight_decay: AdamW weight decay.
+        lr: peak learning rate.
+        weight_decay: decoupled (AdamW) or L2 (SGD, LARS) weight decay.
+        optimizer: ``adamw``; ``sgd`` with ``momentum``; or ``lars``, SGD whose step for each
+            weight matrix is scaled by the trust ratio ``eta ||w|| / ||g + wd w||`` (You et al.
+            2017; biases and norm scales are left unscaled and undecayed), which keeps the very
+            large batches of contrastive learning stable (SimCLR: batch 4096, lr 0.3 x batch/256).
+        momentum: momentum of ``sgd`` and ``lars``.
         warmup: steps of linear learning-rate warm-up from 0.
         schedule: ``constant`` after warm-up, or ``cosine`` decay to 0 at the end of the step or
             epoch budget.
@@ -99,6 +104,8 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    momentum: float = 0.9
     warmup: int = 0
     schedule: str = "constant"
     clip: float = 0.0
@@ -132,6 +139,10 @@ class TrainConfig:
             raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
         if n_train is not None and n_train == 0:
             raise ConfigError("the training set is empty")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"--momentum must be in [0, 1), got {self.momentum}")
         if self.schedule not in ("constant", "cosine"):
             raise ConfigError(f"--schedule must be constant or cosine, got {self.schedule!r}")
         if self.schedule == "cosine" and self.steps is None and self.epochs is None:
@@ -157,6 +168,23 @@ class TrainConfig:
             raise ConfigError(f"--rollback-lr-factor must be in (0, 1], got {self.rollback_lr_factor}")
         if self.max_rollbacks < 0:
             raise ConfigError(f"--max-rollbacks must be >= 0, got {self.max_rollbacks}")
+
+
+OPTIMIZERS = ("adamw", "sgd", "lars")
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``config.optimizer`` over the parameters that are trained (a momentum encoder's
+    are not)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    if config.optimizer == "lars":
+        from pytorch_optimizer import LARS
+
+        return LARS(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -419,8 +447,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.batches = BatchSchedule(len(train), config.batch_size, config.seed)
         self.total_steps = self._total_steps()
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                           weight_decay=config.weight_decay)
+        self.optimizer = make_optimizer(model, config)
         self.lr_scale, self.rollbacks = 1.0, 0  # lowered by rollbacks after a divergence
         self._rollback_point: dict[str, Any] | None = None  # in-memory state to roll back to
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._scaled_lr_factor)
