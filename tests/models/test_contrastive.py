@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unsup.models.contrastive import gather, info_nce, nt_xent, projection_head, world
+from unsup.models.contrastive import gather, info_nce, nt_xent, projection_head
+from unsup.train import distributed
 
 
 def reference_nt_xent(z1, z2, tau):
@@ -57,7 +58,7 @@ def test_info_nce_puts_the_positive_in_column_0_for_shared_and_per_query_negativ
 
 def test_gather_in_one_process_is_the_tensor_itself():
     x = torch.randn(3, 2, requires_grad=True)
-    assert world() == (0, 1)
+    assert distributed.current().world_size == 1
     assert gather(x) is x
     assert not gather(x, grad=False).requires_grad
 

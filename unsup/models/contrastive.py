@@ -44,6 +44,7 @@ from unsup.data.base import DataSpec
 from unsup.errors import ConfigError
 from unsup.models.backbones import BackboneConfig
 from unsup.models.representation import RepresentationModel
+from unsup.train import distributed
 
 HEADS = ("mlp", "linear", "none")
 
@@ -82,13 +83,6 @@ def projection_head(in_dim: int, kind: str, hidden: int, out_dim: int) -> nn.Mod
                          nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
 
 
-def world() -> tuple[int, int]:
-    """``(rank, world size)`` of the torchrun job, ``(0, 1)`` in a single process."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def gather(x: torch.Tensor, grad: bool = True) -> torch.Tensor:
     """``x`` of every process concatenated in rank order, ``(W B, ...)``; ``x`` itself alone.
 
@@ -96,7 +90,7 @@ def gather(x: torch.Tensor, grad: bool = True) -> torch.Tensor:
     gradient of its own loss with respect to all embeddings; the data-parallel average makes it the
     gradient of the global loss). Without, the result is detached (keys for a queue or a bank).
     """
-    _, size = world()
+    size = distributed.current().world_size
     if size == 1:
         return x if grad else x.detach()
     sizes = [torch.zeros((), dtype=torch.long, device=x.device) for _ in range(size)]
@@ -150,7 +144,8 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[tor
         the loss and the accuracy of picking ``j`` among the ``2N - 1`` candidates.
     """
     n = len(z1)
-    rank, size = world()
+    place = distributed.current()
+    rank, size = place.rank, place.world_size
     z = F.normalize(torch.cat([z1, z2]), dim=1)  # (2N, D): this process's queries
     keys = torch.cat([gather(z[:n]), gather(z[n:])])  # (2 W N, D): view 1 of all, then view 2
     sim = z @ keys.t() / temperature  # (2N, 2WN)

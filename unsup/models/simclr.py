@@ -36,7 +36,7 @@ import torch
 from unsup.models import register
 from unsup.models.backbones import RESNET18
 from unsup.models.base import Batch
-from unsup.models.contrastive import ContrastiveConfig, ContrastiveModel, nt_xent
+from unsup.models.contrastive import ContrastiveConfig, ContrastiveModel
 
 
 @dataclass
@@ -54,8 +54,7 @@ class SimCLR(ContrastiveModel):
     Config = SimCLRConfig
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        v1, v2 = self.views(self.images(batch["x"]), 2)
-        z = self.head(self.features(torch.cat([v1, v2])))  # one pass: batch norm sees both views
-        loss, accuracy = nt_xent(*z.chunk(2), self.config.temperature)
-        return {"loss": loss, "accuracy": accuracy}
+        # SimCLR's training task is the view matching every contrastive method validates with
+        # (both views in one pass, so batch norm sees them together)
+        return self.view_matching(self.images(batch["x"]))
 

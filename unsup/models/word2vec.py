@@ -38,6 +38,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +123,7 @@ class Word2Vec(Model):
     def noise(self, shape: tuple[int, ...]) -> torch.Tensor:
         """Noise words drawn from ``P_n(w) ~ count(w)^0.75``, of the given shape."""
         p = self.counts.pow(0.75)
-        return torch.multinomial(p, int(torch.tensor(shape).prod()), replacement=True).view(shape)
+        return torch.multinomial(p, math.prod(shape), replacement=True).view(shape)
 
     def context_mask(self, x: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Which centres and which context positions take part, ``(B,)`` and ``(B, 2R)`` bools."""
