@@ -205,6 +205,14 @@ for _arch in ("skipgram", "cbow"):
     RECIPES[f"word2vec-{_arch}"] = ["word2vec", "--data", "bible-words", "--arch", _arch,
                                     "--batch-size", "1024", "--lr", "3e-3", "--time", "10m",
                                     "--eval-every", "500", "--eval-batches", "20", "--samples", "0"]
+# Issue #7: CPC on raw speech (8 espeak-ng voices reading 200 bible sentences: 4,442 one-second
+# training clips), batch 16, negatives from all clips, from clips of the same speaker, or from the
+# same clip; 30 minutes of one thread each, the three run together on the 2 cores (so each had
+# about 20 minutes of a core); the speaker-ID probes below.
+for _mode in ("all", "speaker", "clip"):
+    RECIPES[f"cpc-audio-{_mode}"] = ["cpc-audio", "--data", "speech", "--data-opt", "sentences=200",
+                                     "--batch-size", "16", "--eval-every", "200", "--eval-batches", "0",
+                                     "--samples", "16", "--time", "30m", "--negatives", _mode]
 WORD_QUERIES = ("god,lord,king,jesus,israel,egypt,david,water,bread,wine,gold,sword,father,son,love,"
                 "sin,heaven,fire,sheep,city")
 WORD_ANALOGIES = ("man:woman::king", "father:mother::son", "egypt:pharaoh::babylon",
@@ -222,6 +230,15 @@ PROBES = {name: [("10%", [*PROBE_10, "--no-baselines"])] for name in REP_RECIPES
 for _data in REP_DATA:
     PROBES[f"rep-supervised-{_data}"] = [("10%", PROBE_10)]
 PROBES["rep-ae-plain32-fashion"] = [("10%", PROBE_10)]  # its PCA baseline has the code's 32 dimensions
+# Speaker identification from CPC features: linear and kNN probes on 10 % and 100 % of the labels;
+# the baselines (MFCC statistics, raw samples, PCA, k-means, the untrained network) once, beside
+# the run with mixed negatives, which also draws the t-SNE of its features.
+SPEAKER = ["--probes", "linear,knn"]
+for _mode in ("all", "speaker", "clip"):
+    PROBES[f"cpc-audio-{_mode}"] = [(p, ["--labels", p, *SPEAKER, "--no-tsne", "--no-baselines"])
+                                    for p in ("10%", "100%")]
+PROBES["cpc-audio-all"] = [("10%", ["--labels", "10%", *SPEAKER, "--no-tsne"]),
+                           ("100%", ["--labels", "100%", *SPEAKER])]
 # Label efficiency: the whole encoder fine-tuned on 1 % / 10 % / 100 % of the labels (500 Adam steps of 128)
 # against the same backbone trained from scratch on the same labels.
 FINETUNE = [(f"finetune-{p}", ["--labels", f"{p}%", "--probes", "linear", "--no-baselines", "--no-tsne",
@@ -248,7 +265,7 @@ ONE_CORE_PREFIXES = ("arch-", "realnvp-", "glow-", "nice-", "flow++-", "maf-", "
                      "vqvae-", "vae-", "iwae-", "pixelvae-", "hvae-", "gumbel-vae-")
 ONE_CORE = {name for name in RECIPES if name.startswith(ONE_CORE_PREFIXES)} | {*REP_RECIPES, *WORDS,
     "pixelcnn++-fashion", "wavenet-speech", *(n for n in RECIPES if "-bible" in n),
-    *(n for n in RECIPES if n.startswith(("pixelcnn-colored", "pixelcnn-cifar10-jpeg")))}
+    *(n for n in RECIPES if n.startswith(("pixelcnn-colored", "pixelcnn-cifar10-jpeg", "cpc-audio-")))}
 
 
 def command(name: str) -> list[str]:

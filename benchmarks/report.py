@@ -206,6 +206,31 @@ def finetune_table() -> str:
     return "\n".join(rows)
 
 
+def speaker_table() -> str:
+    """Issue #7: CPC on speech. Speaker identification (linear / kNN probes on 10 % and 100 % of the
+    labels) from the features of runs trained with each kind of negatives, and from the baselines
+    (MFCC statistics, raw samples, PCA, k-means, the untrained network) of the mixed run's probe."""
+    rows = ["| features | negatives | steps | test task accuracy (k = 1 / 12 / mean) % | "
+            "10 % labels: linear / kNN % | 100 %: linear / kNN % |", "|---|---|---|---|---|---|"]
+    base = _rep("cpc-audio-all")
+    if base and "probe" in base:
+        for name in ("mfcc", "raw", "pca", "kmeans", "random-encoder"):
+            if name in base["probe"]["10%"]["features"]:
+                dim = base["probe"]["10%"]["features"][name]["dim"]
+                accs = [_acc(base["probe"][p], name).replace("|", "/") for p in ("10%", "100%")]
+                rows.append(f"| {name} ({dim}) | - | - | - | {accs[0]} | {accs[1]} |")
+    for mode in ("all", "speaker", "clip"):
+        r = _rep(f"cpc-audio-{mode}")
+        if r is None or "probe" not in r:
+            continue
+        dim = r["probe"]["10%"]["features"]["run"]["dim"]
+        K = max(int(k.split("_")[1]) for k in r if k.startswith("acc_"))
+        rows.append(f"| cpc-audio-{mode} ({dim}) | {mode} | {r['train']['steps']} | "
+                    f"{100 * r['acc_1']:.1f} / {100 * r[f'acc_{K}']:.1f} / {100 * r['accuracy']:.1f} | "
+                    + " | ".join(_acc(r["probe"][p]).replace("|", "/") for p in ("10%", "100%")) + " |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
     for title, include in GROUPS.items():
         print(f"## {title}\n")
@@ -230,6 +255,8 @@ if __name__ == "__main__":
     print("## MoCo: number of negatives (issue #7)\n")
     print(ablation_table([(str(k), f"rep-moco-q{k}-fashion") for k in (256, 1024, 4096, 16384)],
                          "queue K") + "\n")
+    print("## CPC on speech: speaker identification (issue #7)\n")
+    print(speaker_table() + "\n")
     print("## Autoencoders against PCA (issue #6)\n")
     print(ae_vs_pca_table() + "\n")
     print("## Label efficiency: fine-tuning (issue #6)\n")

@@ -26,6 +26,8 @@ CONT_IMAGE = DataSpec((1, 4, 4), None)
 
 # Every registered model on small discrete data (ar-flow models continuous 2-D data only).
 TINY = {"width": 4, "depth": 2}
+CPC_AUDIO = {"channels": 4, "strides": "2,2", "kernels": "2,2", "context": 4, "steps_ahead": 2,
+             "num_negatives": 2}
 COLOUR = DataSpec((3, 8, 8), 4)
 DISCRETE = {
     "ar-flow": (VECTOR2, {"hidden": [8]}),
@@ -76,12 +78,14 @@ DISCRETE = {
     "instance-discrimination": (IMAGE, {**TINY, "dim": 4, "examples": 16, "negatives": 4}),
     "cpc-image": (IMAGE, {**TINY, "patch": 2, "steps_ahead": 1, "context": 4, "context_layers": 1}),
     "word2vec": (DataSpec((5,), 5, None, "sequence"), {"dim": 4, "negatives": 2}),
+    "cpc-audio": (DataSpec((64,), 256, None, "sequence"), CPC_AUDIO),
     "sparse-coding": (DataSpec((4,), None, None, "vector"), {"atoms": 3, "inference_steps": 2}),
     "psd": (DataSpec((4,), None, None, "vector"), {"atoms": 3, "inference_steps": 2}),
 }
 # The models that also take continuous data, on continuous data.
 CONTINUOUS = {
     "cdf-flow": (DataSpec((1,), None, None, "vector"), {"num_components": 2}),
+    "cpc-audio": (DataSpec((64,), None, None, "sequence"), CPC_AUDIO),
     "flow++": (VECTOR2, {"flow_steps": 1, "hidden": 4, "blocks": 0, "components": 2}),
     "glow": (CONT_IMAGE, {"hidden": 4, "flow_steps": 1, "num_levels": 1}),
     "gumbel-vae": (VECTOR2, {"latents": 2, "categories": 3, "hidden": [8]}),

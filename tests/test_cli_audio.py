@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import run
+from PIL import Image
 
 from unsup.audio import GAP_SECONDS, save_audio_samples, to_amplitudes, write_wav
 from unsup.cli import main
@@ -108,3 +109,33 @@ def test_wav_from_an_image_model_is_refused(tmp_path, capsys):
     code, _, err = run(capsys, "sample", str(run_dir), "--n", "1", "--length", "9", "--out",
                        str(tmp_path / "x.txt"))
     assert code == 2 and "samples only its training length" in err
+
+
+@needs_espeak
+def test_cpc_audio_trains_charts_its_steps_and_is_probed_against_mfcc(tmp_path, capsys):
+    """The whole CPC-on-speech path on 2 voices x 3 sentences: `unsup train cpc-audio` draws the
+    accuracy per prediction step; `unsup probe` sets the features against MFCC statistics, the raw
+    samples and the untrained network."""
+    import json
+
+    out = tmp_path / "cpc"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UNSUP_CACHE", str(tmp_path / "cache"))
+        mp.delenv("UNSUP_DATA", raising=False)
+        code, _, err = run(capsys, "train", "cpc-audio", "--data", "speech", "--data-opt", "voices=2",
+                           "--data-opt", "sentences=3", "--data-opt", "length=4000", "--steps", "2",
+                           "--batch-size", "4", "--eval-every", "0", "--eval-batches", "1",
+                           "--no-progress", "--no-tensorboard", "--channels", "8", "--context", "8",
+                           "--steps-ahead", "4", "--num-negatives", "7", "--negatives", "speaker",
+                           "--out", str(out))
+        assert code == 0 and "steps.png" in err
+        test = json.loads((out / "test.json").read_text())
+        assert {f"acc_{k}" for k in range(1, 5)} <= set(test) and 0 <= test["accuracy"] <= 1
+        code, stdout, _ = run(capsys, "probe", str(out), "--probes", "linear", "--no-tsne", "--json")
+    assert code == 0
+    features = json.loads(stdout.strip().splitlines()[-1])["features"]
+    assert set(features) == {"run", "random-encoder", "pca", "kmeans", "raw", "mfcc"}
+    assert features["mfcc"]["dim"] == 52 and features["raw"]["dim"] == 4000
+    assert features["run"]["dim"] == 8
+    with Image.open(out / "steps.png") as im:
+        assert im.size[0] > 300

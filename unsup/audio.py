@@ -4,6 +4,10 @@ Only datasets listed in :data:`AUDIO` are audio; their samples are mu-law codes,
 amplitudes and written with the standard library's :mod:`wave`. ``n`` samples go into *one* file,
 one after the other with half a second of silence between them (the sound counterpart of a sample
 grid: ``unsup sample RUN --n 8 --out s.wav`` writes exactly ``s.wav``).
+
+:func:`mfcc_features` is the classic hand-made description of a clip, the baseline a learnt audio
+representation must beat (``unsup probe`` on audio data): mel-frequency cepstral coefficients from
+librosa, the audio-analysis library of the field.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from unsup.errors import ConfigError
 # Dataset name -> (sample rate in Hz, mu-law levels of its native representation).
 AUDIO: dict[str, tuple[int, int]] = {"speech": (SAMPLE_RATE, LEVELS)}
 GAP_SECONDS = 0.5
+MFCC_COEFFICIENTS = 13
+MFCC_MELS = 40
 
 
 def audio_format(spec: DataSpec, data_name: str | None) -> tuple[int, int]:
@@ -72,3 +78,23 @@ def save_audio_samples(x: torch.Tensor, spec: DataSpec, data_name: str | None,
     gap = torch.zeros(len(clips), round(GAP_SECONDS * rate), dtype=clips.dtype)
     joined = torch.cat([clips, gap], 1).reshape(-1)[:-gap.shape[1] or None]  # no trailing gap
     write_wav(path, joined.numpy(), rate)
+
+
+def mfcc_features(x: torch.Tensor, levels: int | None, rate: int) -> np.ndarray:
+    """One vector per clip: the mean and standard deviation over time of 13 MFCCs and their deltas
+    (25 ms windows every 10 ms, 40 mel bands), ``(N, 52)``; the usual utterance-level features
+    of speaker recognition before learnt embeddings.
+
+    Args:
+        x: clips ``(N, T)``: mu-law codes ``0 .. levels-1``, or amplitudes (``levels`` None).
+        levels: the codes' levels, or ``None`` for amplitudes.
+        rate: sample rate in Hz.
+    """
+    import librosa
+
+    a = (to_amplitudes(x, levels) if levels is not None else x.double()).numpy().astype(np.float32)
+    window, hop = round(0.025 * rate), round(0.010 * rate)
+    m = librosa.feature.mfcc(y=a, sr=rate, n_mfcc=MFCC_COEFFICIENTS, n_fft=window, hop_length=hop,
+                             n_mels=MFCC_MELS)  # (N, 13, frames)
+    f = np.concatenate([m, librosa.feature.delta(m, mode="nearest")], axis=1)
+    return np.concatenate([f.mean(-1), f.std(-1)], axis=1).astype(np.float64)

@@ -347,6 +347,14 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
         for name, rows in model.illustrations(test_x[:min(n, 16)]).items():
             save_rows(rows, out_dir / f"{name}.png")
             written.append(out_dir / f"{name}.png")
+    if callable(getattr(model, "charts", None)) and n > 0 and test_x is not None:
+        from unsup.plots import save_chart
+
+        torch.manual_seed(0)
+        pick = torch.linspace(0, len(test_x) - 1, min(len(test_x), 64)).long()  # spread over the split
+        for name, chart in model.charts(test_x[pick], None if test_y is None else test_y[pick]).items():
+            save_chart(chart, out_dir / f"{name}.png")
+            written.append(out_dir / f"{name}.png")
     if not isinstance(model, LikelihoodModel) or n <= 0 or not pictured:
         return written  # sequences: `unsup sample DIR --out FILE.wav|.txt`
     torch.manual_seed(0)

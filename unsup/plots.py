@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -343,4 +344,24 @@ def save_latents(model: torch.nn.Module, x: torch.Tensor, path: str | Path,
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_chart(chart: dict[str, Any], path: str | Path) -> None:
+    """A line chart: ``chart`` holds ``title``, ``xlabel``, ``ylabel`` and ``series`` (``{label:
+    (xs, ys)}``), the form of a model's ``charts()`` and of the benchmark comparisons."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label, (xs, ys) in chart["series"].items():
+        ax.plot(xs, ys, marker="o", label=label)
+    ax.set_xlabel(chart["xlabel"])
+    ax.set_ylabel(chart["ylabel"])
+    ax.set_title(chart["title"], fontsize=10)
+    ax.grid(alpha=0.3)
+    if len(chart["series"]) > 1 or chart.get("legend"):
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -22,8 +22,10 @@ pixels, PCA to the features' dimension (the linear unsupervised method), k-means
 centroids fitted on the unlabelled training pixels, ``K`` = the features' dimension, each example
 coded by the "triangle" activation ``max(0, mean_k d_k - d_k)`` of its distances ``d_k`` to the
 centroids [5]), and the same network with random, untrained weights (random features are a
-surprisingly strong baseline for kNN and linear probes on small images [4]). A representation
-earns its keep by beating all of them.
+surprisingly strong baseline for kNN and linear probes on small images [4]). On audio the raw
+samples stand in for the pixels (``raw``) and MFCC statistics (:func:`unsup.audio.mfcc_features`),
+the hand-made features of speaker recognition, join them. A representation earns its keep by
+beating all of them.
 
 Frozen features are half of the question; the other half is whether pretraining *cuts the labels
 a task needs* when the whole network may adapt. :func:`finetune` trains the encoder together with
@@ -59,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unsup.audio import AUDIO, mfcc_features
 from unsup.data.base import DataSpec, TensorDataset
 from unsup.errors import ConfigError
 
@@ -342,7 +345,10 @@ def probe(model: torch.nn.Module, random_model: torch.nn.Module, splits: dict[st
         sets.update({"random-encoder": {k: encoder_features(random_model, x) for k, x in xs.items()},
                      "pca": pca_features(pixels["train"], pixels, dim, seed),
                      "kmeans": kmeans_features(pixels["train"], pixels, dim, seed),
-                     "pixels": pixels})
+                     "pixels" if spec.kind == "image" else "raw": pixels})
+        if splits["train"].name in AUDIO and spec.kind == "sequence":
+            rate = AUDIO[splits["train"].name][0]
+            sets["mfcc"] = {k: mfcc_features(x, spec.levels, rate) for k, x in xs.items()}
     counts = np.bincount(y["test"])
     out = {"labelled": int(len(labelled)), "classes": int(len(np.unique(y["train"][labelled]))),
            "n": {k: int(len(v)) for k, v in y.items()}, "chance": float(counts.max() / counts.sum()),

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import socket
 import subprocess
@@ -166,6 +167,50 @@ def contrastive_case(rank: int) -> dict:
     return out
 
 
+def cpc_images():
+    """A tiny CPC-on-images model (layer norm: no batch statistics) and 4 images."""
+    from unsup.data.base import DataSpec
+
+    torch.manual_seed(0)
+    model = unsup.create("cpc-image", DataSpec((1, 8, 8), None, None, "image"), width=4, depth=2,
+                         norm="layer", patch=4, steps_ahead=1, context=4, context_layers=1)
+    return model, torch.rand(4, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+
+
+def cpc_image_case(rank: int) -> dict:
+    """CPC on images, this process's 2 of 4 images, patches gathered from both processes."""
+    model, x = cpc_images()
+    out = model.loss({"x": x[2 * rank: 2 * rank + 2]})
+    out["loss"].backward()
+    return {"loss": out["loss"].detach(), "grad": model.predictors["down"].weight.grad}
+
+
+def cpc_audio_case(rank: int) -> dict:
+    """CPC on audio, trained on this process's 2 of 4 clips: the negatives each process draws, as
+    (own clip, negative's clip) in the global batch, for mixed and same-speaker negatives."""
+    from unsup.data.base import DataSpec
+
+    x = torch.randn(4, 400, generator=torch.Generator().manual_seed(1))
+    y = torch.tensor([0, 1, 1, 0])
+    out = {}
+    for mode in ("all", "speaker"):
+        torch.manual_seed(0)
+        model = unsup.create("cpc-audio", DataSpec((400,), None, 2, "sequence"), channels=8, strides="4,2",
+                             kernels="8,4", context=6, steps_ahead=2, num_negatives=64, negatives=mode)
+        drawn: list = []
+
+        def recorded(clip, *a, drawn=drawn, sample=model.sample_negatives):
+            drawn.append((clip + 2 * rank, sample(clip, *a)))
+            return drawn[-1][1]
+
+        model.sample_negatives = recorded
+        loss = model.loss({"x": x[2 * rank: 2 * rank + 2], "y": y[2 * rank: 2 * rank + 2]})["loss"]
+        loss.backward()
+        own = torch.cat([c[:, None].expand_as(n) for c, n in drawn]).flatten()
+        out[mode] = (own, torch.cat([n for _, n in drawn]).flatten() // model.T, float(loss))
+    return out
+
+
 def _worker(rank: int, tmp: str) -> None:
     """One of the ``WORLD`` processes: every distributed case; results to ``tmp/rank{rank}.pt``."""
     tmp_path = Path(tmp)
@@ -213,6 +258,8 @@ def _worker(rank: int, tmp: str) -> None:
         nice = unsup.create("nice", data=nice_data, hidden=16)  # has parameters that get no gradient
         r["nice_steps"] = Trainer(nice, nice_data, None, cfg(steps=3, batch_size=8)).fit()["steps"]
         r["contrastive"] = contrastive_case(rank)
+        r["cpc_audio"] = cpc_audio_case(rank)
+        r["cpc_image"] = cpc_image_case(rank)
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stderr):
             r["cli_code"] = main(["train", "made", "--data", "toy-1d", "--hidden", "16", "--steps", "4",
@@ -377,3 +424,25 @@ def test_contrastive_negatives_are_gathered_from_every_process_with_their_gradie
         torch.testing.assert_close(torch.cat([p[name] for p in parts]) / WORLD, z.grad)
     assert all(p["keys"].tolist() == [0, 1, 2, 10, 11, 12] for p in parts)
     assert all("divisible by 2" in p["uneven"] and "[2, 3]" in p["uneven"] for p in parts)
+
+
+def test_cpc_audio_draws_negatives_from_every_process_clips(ddp):
+    results, _ = ddp
+    y = torch.tensor([0, 1, 1, 0])
+    for rank, r in enumerate(results):
+        own, neg, loss = r["cpc_audio"]["all"]
+        assert set(own.tolist()) == {2 * rank, 2 * rank + 1} and set(neg.tolist()) == {0, 1, 2, 3}
+        assert math.isfinite(loss)
+        own, neg, _ = r["cpc_audio"]["speaker"]  # the other process's clip of the same speaker too
+        assert torch.equal(y[own], y[neg]) and set(neg.tolist()) == {0, 1, 2, 3}
+
+
+def test_cpc_image_candidates_are_every_process_patches(ddp):
+    results, _ = ddp
+    model, x = cpc_images()
+    loss = model.loss({"x": x})["loss"]  # one process, the whole batch
+    loss.backward()
+    parts = [r["cpc_image"] for r in results]
+    # equal numbers of predictions per process: the mean of the losses is the whole batch's
+    torch.testing.assert_close(sum(p["loss"] for p in parts) / WORLD, loss.detach())
+    torch.testing.assert_close(sum(p["grad"] for p in parts) / WORLD, model.predictors["down"].weight.grad)

@@ -22,7 +22,7 @@ _MODEL_MODULES = ("histogram", "logistic_mixture", "made", "pixelcnn", "wavenet"
                   "context_encoder", "colorization", "split_brain",
                   "rotation", "relative_patch", "jigsaw",
                   "simclr", "moco", "instance_discrimination", "word2vec",
-                  "cpc_image")
+                  "cpc_image", "cpc_audio")
 
 
 def _import_models() -> None:

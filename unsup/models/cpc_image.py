@@ -7,7 +7,8 @@ context network ``g`` that sees only the rows above and the current one (a stack
 PixelCNN-style convolutions over the grid [1]) summarises them, ``c_ij = g(z_{<=i, .})``, and for
 each offset ``k = 1..K`` (``--steps-ahead``) a linear map ``W_k`` predicts the patch ``k`` rows
 below, ``z^_{i+k, j} = W_k c_ij``. The InfoNCE loss [1] asks each prediction to pick its patch
-among all the patches of the batch (other positions and other images are the negatives):
+among all the patches of the batch (other positions and other images are the negatives; under
+``torchrun``, training gathers the patches of every process's images):
 
     L = -(1/|P|) sum_{(i,j,k) in P} log exp(z^_{i+k,j} . z_{i+k,j}) / sum_{z' in batch} exp(z^_{i+k,j} . z'),
 
@@ -49,7 +50,9 @@ from unsup.errors import ConfigError
 from unsup.models import register
 from unsup.models.backbones import RESNET18, BackboneConfig
 from unsup.models.base import Batch
+from unsup.models.contrastive import gather
 from unsup.models.representation import RepresentationModel
+from unsup.train import distributed
 
 DIRECTIONS = ("down", "up")
 
@@ -194,9 +197,14 @@ class CPCImage(RepresentationModel):
         augment = self.config.patch_augment != "none" and self.training
         z = self.patch_features(images, augment)  # (B, D, G_h, G_w)
         candidates = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])  # (B G_h G_w, D)
+        offset = 0
+        if self.training and distributed.current().world_size > 1:  # every process's patches
+            offset = distributed.current().rank * len(candidates)
+            candidates = gather(candidates)
         losses, hits, n = [], [], 0
         for direction in self.directions:
             pred, target = self.predictions(z, direction)
+            target = target + offset
             logits = pred @ candidates.t()  # (N, B G_h G_w)
             losses.append(F.cross_entropy(logits, target, reduction="sum"))
             hits.append((logits.argmax(1) == target).float().sum())
