@@ -309,9 +309,8 @@ class CPCAudio(Model):
             target = torch.zeros(len(logits), dtype=torch.long, device=z.device)
             losses.append(F.cross_entropy(logits, target))
             out[f"acc_{k}"] = (logits.argmax(1) == 0).float().mean()
-        out["loss"] = torch.stack(losses).mean()
-        out["accuracy"] = torch.stack([out[f"acc_{k}"] for k in range(1, K + 1)]).mean()
-        return out
+        steps = [out[f"acc_{k}"] for k in range(1, K + 1)]
+        return {"loss": torch.stack(losses).mean(), "accuracy": torch.stack(steps).mean(), **out}
 
     @torch.no_grad()
     def charts(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, dict]:

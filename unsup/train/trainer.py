@@ -39,6 +39,7 @@ from unsup.train.feed import BatchFeeder
 
 LAST, BEST = "last.safetensors", "best.safetensors"
 STEP_FILE = re.compile(r"step-(\d+)\.safetensors")  # kept checkpoints (--keep-last N > 1)
+POSTFIX_METRICS = 6  # metrics beside the progress bar; metrics.csv and TensorBoard keep them all
 
 
 @dataclass
@@ -732,7 +733,8 @@ class Trainer:
                     running = {k: float(v.detach()) for k, v in out.items()}
                     running["lr"] = self.scheduler.get_last_lr()[0]
                     self._log("train", running)
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in running.items() if k != "lr"})
+                    shown = [k for k in running if k != "lr"][:POSTFIX_METRICS]  # the rest: the logs
+                    bar.set_postfix({k: f"{running[k]:.4g}" for k in shown})
                 if c.eval_every and self.step % c.eval_every == 0:
                     self._checkpoint()
         finally:
