@@ -9,11 +9,12 @@ negatives on the test split; and speaker identification from the clip's averaged
 
 For each run and each pool of negatives: ``acc_k`` for k = 1..K on every test clip (batches of
 the run's size, drawn in a fixed order that mixes the speakers; validation's fixed negatives), so
-the diagonal is the run's own ``test.json`` (up to the batches' order) and the rest shows how well a model
-copes with negatives it never trained against. Writes benchmarks/results/cpc-audio-steps.json
-and docs/figures/cpc-audio-steps.png (accuracy against k, each run under its own negatives and
-under same-speaker negatives). The speaker probes are :mod:`unsup.probe`'s linear and kNN probes
-on 10 % and 100 % of the training labels (seed 0).
+the diagonal is the run's own ``test.json`` (up to the batches' order) and the rest shows how well
+a model copes with negatives it never trained against. Writes
+benchmarks/results/cpc-audio-steps.json and docs/figures/cpc-audio-steps.png (accuracy against
+k, each run under its own negatives, the run with mixed negatives also under same-speaker and
+same-clip ones). The speaker probes are :mod:`unsup.probe`'s linear and kNN probes on 10 % and
+100 % of the training labels (seed 0).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ CONT_IMAGE = DataSpec((1, 4, 4), None)
 
 # Every registered model on small discrete data (ar-flow models continuous 2-D data only).
 TINY = {"width": 4, "depth": 2}
-CPC_AUDIO = {"channels": 4, "strides": "2,2", "kernels": "2,2", "context": 4, "steps_ahead": 2,
+CPC_AUDIO = {"channels": 4, "strides": [2, 2], "kernels": [2, 2], "context": 4, "steps_ahead": 2,
              "num_negatives": 2}
 COLOUR = DataSpec((3, 8, 8), 4)
 DISCRETE = {

@@ -16,7 +16,7 @@ from unsup.models.cpc_audio import CPCAudio
 
 WAVE = DataSpec((400,), None, 4, "sequence")  # amplitudes: gradients reach the input
 CODES = DataSpec((400,), 256, 4, "sequence")  # mu-law codes, as the speech dataset stores them
-TINY = {"channels": 8, "strides": "4,2", "kernels": "8,4", "context": 6, "steps_ahead": 3,
+TINY = {"channels": 8, "strides": [4, 2], "kernels": [8, 4], "context": 6, "steps_ahead": 3,
         "num_negatives": 5}
 
 
@@ -164,8 +164,8 @@ def test_steps_chart_has_one_accuracy_per_step():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"strides": "4,x"}, "comma-separated list of positive integers"),
-    ({"strides": "4,2", "kernels": "8"}, "as many kernels as strides"),
+    ({"strides": [4, 0]}, "all positive"),
+    ({"strides": [4, 2], "kernels": [8]}, "as many kernels as strides"),
     ({"negatives": "others"}, "negatives must be one of all, speaker, clip"),
     ({"features": "both"}, "features must be one of context, latent"),
     ({"steps_ahead": 60}, "use longer clips"),

@@ -195,8 +195,8 @@ def cpc_audio_case(rank: int) -> dict:
     out = {}
     for mode in ("all", "speaker"):
         torch.manual_seed(0)
-        model = unsup.create("cpc-audio", DataSpec((400,), None, 2, "sequence"), channels=8, strides="4,2",
-                             kernels="8,4", context=6, steps_ahead=2, num_negatives=64, negatives=mode)
+        model = unsup.create("cpc-audio", DataSpec((400,), None, 2, "sequence"), channels=8, strides=[4, 2],
+                             kernels=[8, 4], context=6, steps_ahead=2, num_negatives=64, negatives=mode)
         drawn: list = []
 
         def recorded(clip, *a, drawn=drawn, sample=model.sample_negatives):

@@ -56,7 +56,7 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -73,22 +73,6 @@ from unsup.train import distributed
 NEGATIVES = ("all", "speaker", "clip")
 NORMS = ("batch", "channel", "none")
 FEATURES = ("context", "latent")
-
-
-def int_list(text: str, what: str) -> list[int]:
-    """``"5,4,2"`` -> ``[5, 4, 2]``, all positive.
-
-    Raises:
-        ConfigError: anything else.
-    """
-    try:
-        values = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise ConfigError(f"cpc-audio {what} must be a comma-separated list of positive integers, "
-                          f"got {text!r}")
-    return values
 
 
 @dataclass
@@ -109,8 +93,8 @@ class CPCAudioConfig:
     """
 
     channels: int = 128
-    strides: str = "5,4,2,2,2"
-    kernels: str = "10,8,4,4,4"
+    strides: list[int] = field(default_factory=lambda: [5, 4, 2, 2, 2])
+    kernels: list[int] = field(default_factory=lambda: [10, 8, 4, 4, 4])
     context: int = 128
     steps_ahead: int = 12
     num_negatives: int = 128
@@ -177,10 +161,10 @@ class CPCAudio(Model):
         super().__init__(spec, config)
         self.require(kinds=("sequence",))
         c = config
-        strides, kernels = int_list(c.strides, "strides"), int_list(c.kernels, "kernels")
-        if len(strides) != len(kernels):
-            raise ConfigError(f"cpc-audio needs as many kernels as strides, got {c.kernels!r} and "
-                              f"{c.strides!r}")
+        strides, kernels = list(c.strides), list(c.kernels)
+        if not strides or len(strides) != len(kernels) or min(strides + kernels) < 1:
+            raise ConfigError(f"cpc-audio needs as many kernels as strides, all positive, got kernels "
+                              f"{kernels} and strides {strides}")
         if min(c.channels, c.context, c.steps_ahead, c.num_negatives) < 1:
             raise ConfigError(f"cpc-audio needs channels, context, steps_ahead and num_negatives >= 1, "
                               f"got {c.channels}, {c.context}, {c.steps_ahead}, {c.num_negatives}")
