@@ -8,11 +8,13 @@ as one line (``unsup: error: ...``) with exit status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import inspect
 import json
 import re
 import sys
+import time
 import typing
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,12 @@ from typing import Any
 import torch
 
 from unsup import data as udata
-from unsup.errors import ConfigError, UnsupError
+from unsup.errors import ConfigError, Interrupted, UnsupError
 from unsup.models import MODELS, LikelihoodModel
 from unsup.models import names as model_names
 from unsup.models.base import nats_to_bits_per_dim
 from unsup.train import LAST, TrainConfig, Trainer, distributed, evaluate, load_run, select_device
+from unsup.train.lock import run_lock
 from unsup.train.runs import run_data
 from unsup.train.trainer import seed_everything
 
@@ -358,7 +361,11 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
     if not isinstance(model, LikelihoodModel) or n <= 0 or not pictured:
         return written  # sequences: `unsup sample DIR --out FILE.wav|.txt`
     torch.manual_seed(0)
+    t0 = time.perf_counter()
+    print(f"sampling {n} examples for {out_dir / 'samples.png'} (--samples 0 skips it)...",
+          file=sys.stderr, flush=True)
     x = model.sample(n)  # conditional models: one class per column
+    print(f"sampled in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     save_samples(x, spec, out_dir / "samples.png")
     written.append(out_dir / "samples.png")
     if spec.kind == "vector" and spec.shape in ((1,), (2,)) and spec.levels and test_x is not None:
@@ -395,14 +402,15 @@ def _write_latent_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Ten
     return written
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if (out / LAST).exists() and not args.resume:
-        raise ConfigError(f"{out} already holds a run; add --resume to continue it or choose "
-                          f"another --out")
-    if args.resume and not (out / LAST).exists():
-        raise ConfigError(f"--resume: {out} holds no {LAST} to continue from")
-    options = {k[len("model."):]: v for k, v in vars(args).items() if k.startswith("model.")}
+# Training options a resumed run takes from the command line; every other option is the run's own
+# (exact resume), and a different value given for it is reported as ignored.
+RESUME_MAY_CHANGE = {"steps", "epochs", "time", "device", "progress", "tensorboard", "prefetch",
+                     "keep_last", "log_every", "on_divergence", "rollback_lr_factor", "max_rollbacks"}
+DATA_ARGS = {"data": "name", "represent": "representation", "val_fraction": "val_fraction",
+             "data_opt": "options"}  # train flag -> key of the run's data arguments
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
     cfg = TrainConfig(
         steps=args.steps, epochs=args.epochs, time=args.time, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer, momentum=args.momentum,
@@ -414,59 +422,153 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.sync_bn, cfg.prefetch = args.sync_bn, args.prefetch
     cfg.keep_last, cfg.on_divergence = args.keep_last, args.on_divergence
     cfg.rollback_lr_factor, cfg.max_rollbacks = args.rollback_lr_factor, args.max_rollbacks
+    return cfg
+
+
+def _data_meta(args: argparse.Namespace) -> dict[str, Any]:
+    return {"name": args.data, "representation": args.represent, "root": args.data_dir,
+            "download": args.download, "val_fraction": args.val_fraction, "seed": args.seed,
+            "options": parse_key_values(args.data_opt)}
+
+
+def _resumed_settings(args: argparse.Namespace, cfg: TrainConfig, options: dict[str, Any],
+                      out: Path) -> tuple[TrainConfig, dict[str, Any], dict[str, Any], list[str]]:
+    """The run's own training config, model options and data arguments for ``--resume``, with the
+    budget and run-time options (:data:`RESUME_MAY_CHANGE`) given on the command line, and the
+    list of given options that differ from the run's (ignored, so that the run resumes exactly)."""
+    from unsup.train import load_state
+
+    state = load_state(out / LAST)
+    meta, stored = state.get("meta") or {}, state.get("train_config") or {}
+    if meta.get("model") != args.model:
+        raise ConfigError(f"--resume: {out} holds a {meta.get('model')} run, not {args.model}; "
+                          f"resume it with `unsup train {meta.get('model')} --out {out} --resume`")
+    given: set[str] = getattr(args, "given", set())
+    ignored: list[str] = []
+
+    def note(flag: str, value: Any, kept: Any) -> None:
+        if value != kept and not (isinstance(value, (list, tuple)) and list(value) == kept):
+            ignored.append(f"{flag} {value} (the run has {kept})")
+
+    merged = dataclasses.asdict(cfg)
+    for name, kept in stored.items():
+        if name not in merged:
+            continue
+        if name in RESUME_MAY_CHANGE:
+            given_here = name in given or (name in ("progress", "tensorboard") and f"no_{name}" in given)
+            merged[name] = merged[name] if given_here else kept
+        else:
+            if name in given:
+                note("--" + name.replace("_", "-"), merged[name], kept)
+            merged[name] = kept
+    model_config = dict(meta.get("model_config") or {})
+    for name, value in options.items():
+        if name in model_config:
+            note("--" + name.replace("_", "-"), value, model_config[name])
+    if "preset" in given and args.preset != meta.get("preset"):
+        ignored.append(f"--preset {args.preset} (the run has {meta.get('preset')})")
+    data = dict(meta["data"])
+    new_data = _data_meta(args)
+    for flag, key in DATA_ARGS.items():
+        if flag in given:
+            note("--" + flag.replace("_", "-"), new_data[key], data.get(key))
+    if "data_dir" in given:  # where the files are may change; what they are may not
+        data["root"] = args.data_dir
+    data["download"] = data.get("download") or args.download
+    return TrainConfig(**merged), model_config, {**meta, "data": data}, ignored
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    t_start = time.perf_counter()
+    out = Path(args.out)
+    options = {k[len("model."):]: v for k, v in vars(args).items() if k.startswith("model.")}
+    cfg = _train_config(args)
     cfg.validate()  # before the (possibly slow) data loading
     if args.samples < 0:
         raise ConfigError(f"--samples must be >= 0 (0: none), got {args.samples}")
-    train = _load_data(args, "train")
-    val = _load_data(args, "val")
+    main = distributed.is_main_process()  # under torchrun rank 0 prints and writes; all evaluate
+    # the whole command holds the run directory: a second run into it is refused at once
+    with run_lock(out) if main else contextlib.nullcontext(out):
+        if (out / LAST).exists() and not args.resume:
+            raise ConfigError(f"{out} already holds a run; add --resume to continue it or choose "
+                              f"another --out")
+        if args.resume and not (out / LAST).exists():
+            raise ConfigError(f"--resume: {out} holds no {LAST} to continue from (a run interrupted "
+                              f"before its first checkpoint has nothing to resume: start it again "
+                              f"without --resume)")
+        return _train(args, cfg, options, out, main, t_start)
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig, options: dict[str, Any], out: Path,
+           main: bool, t_start: float) -> int:
     from unsup.models import create
 
-    seed_everything(args.seed)  # initialisation is part of what --seed repeats
-    model = create(args.model, data=train, preset=args.preset, **options)
-    data_meta = {"name": args.data, "representation": args.represent, "root": args.data_dir,
-                 "download": args.download, "val_fraction": args.val_fraction, "seed": args.seed,
-                 "options": parse_key_values(args.data_opt)}
-    meta = {"model": args.model, "preset": args.preset,
+    preset, data_meta = args.preset, _data_meta(args)
+    if args.resume:
+        cfg, options, old_meta, ignored = _resumed_settings(args, cfg, options, out)
+        preset, data_meta = None, old_meta["data"]  # the stored config already holds the preset
+        if ignored and main:
+            print(f"unsup: warning: --resume continues the run exactly as it was set up; ignored: "
+                  f"{'; '.join(ignored)} (train into a new --out to change them)", file=sys.stderr)
+    # every split the run will use is read (and checked) before the first step
+    train = _load_data(args, "train", data_meta)
+    val = _load_data(args, "val", data_meta)
+    test = None if args.no_test else _load_data(args, "test", data_meta)
+    if cfg.batch_size > len(train) and main:
+        print(f"unsup: warning: --batch-size {cfg.batch_size} is larger than the training set "
+              f"({len(train)} examples): every step uses the whole set", file=sys.stderr)
+    seed_everything(cfg.seed)  # initialisation is part of what --seed repeats
+    model = create(args.model, data=train, preset=preset, **options)
+    meta = {"model": args.model, "preset": args.preset if not args.resume else old_meta.get("preset"),
             "model_config": dataclasses.asdict(model.config), "spec": train.spec.to_dict(),
             "data": data_meta}
     n_params = sum(p.numel() for p in model.parameters())
-    main = distributed.is_main_process()  # under torchrun rank 0 prints and writes; all evaluate
     if main:
         print(f"{args.model}: {n_params:,} parameters; {train.name} {train.spec.shape} "
-              f"levels={train.spec.levels}: {len(train)} train / {len(val)} val; "
-              f"device {select_device(args.device)}", file=sys.stderr)
+              f"levels={train.spec.levels}: {len(train)} train / {len(val)} val"
+              + (f" / {len(test)} test" if test is not None else "")
+              + f"; device {select_device(cfg.device)}", file=sys.stderr)
     trainer = Trainer(model, train, val, cfg, out=out, meta=meta)
     if main and trainer.dist.enabled:
         print(f"data-parallel: {trainer.dist.world_size} processes, {trainer.device.type}; "
               f"global batch {trainer.batches.batch_size}", file=sys.stderr)
     summary = trainer.fit(resume=args.resume)
+    timing = {"training": summary["train_seconds"] - summary["validation_seconds"],
+              "validation": summary["validation_seconds"]}
     if main:
-        (out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f}s "
-              f"({summary['examples_per_second']:.0f} examples/s); best val loss "
-              f"{summary['best_val']:.4f}", file=sys.stderr)
-    if args.no_test:
-        return 0
-    best, best_meta = load_run(out, "best", device=trainer.device)
-    test = _load_data(args, "test")
-    result = _evaluate_report(best, test, {**meta, "step": best_meta.get("step")}, args.batch_size * 4)
-    test_x = test.x if isinstance(test, udata.TensorDataset) else None
-    result.update(_latent_report(best, test))
-    if main:
-        (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
-    test_y = test.y if isinstance(test, udata.TensorDataset) else None
-    pictured = best
-    vq_prior = _vq_prior(best, meta, trainer.device)
-    if vq_prior is not None:  # a prior over VQ-VAE codes: the bound on images, decoded samples
-        result.update(_vq_bound(args, *vq_prior, "test", args.batch_size * 4))
+        print(f"trained {summary['steps']} steps ({summary['examples_per_second']:.0f} examples/s); "
+              f"best val loss {summary['best_val']:.4f}", file=sys.stderr)
+    result = None
+    if test is not None:
+        t0 = time.perf_counter()
+        best, best_meta = load_run(out, "best", device=trainer.device)
+        result = _evaluate_report(best, test, {**meta, "step": best_meta.get("step")}, cfg.batch_size,
+                                  desc="test" if cfg.progress else None)
+        result.update(_latent_report(best, test))
+        vq_prior = _vq_prior(best, meta, trainer.device)
+        if vq_prior is not None:  # a prior over VQ-VAE codes: the bound on images, decoded samples
+            result.update(_vq_bound(args, *vq_prior, "test", cfg.batch_size))
+        timing["test"] = time.perf_counter() - t0
         if main:
             (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
-        pictured, test_x = vq_prior[0], None
-    if not main:  # the evaluations above are collective; pictures and the report are rank 0's
-        return 0
-    for path in _write_pictures(pictured, pictured.spec, out, args.samples, test_x, test_y):
-        print(f"wrote {path}", file=sys.stderr)
-    print(_describe(result))
+        if main:  # the evaluations above are collective; pictures and the report are rank 0's
+            t0 = time.perf_counter()
+            test_x = test.x if isinstance(test, udata.TensorDataset) else None
+            test_y = test.y if isinstance(test, udata.TensorDataset) else None
+            pictured = best if vq_prior is None else vq_prior[0]
+            if vq_prior is not None:
+                test_x = None
+            for path in _write_pictures(pictured, pictured.spec, out, args.samples, test_x, test_y):
+                print(f"wrote {path}", file=sys.stderr)
+            timing["pictures"] = time.perf_counter() - t0
+    timing["total"] = time.perf_counter() - t_start
+    if main:
+        (out / "train.json").write_text(json.dumps({**summary, "seconds": timing}, indent=2) + "\n")
+        print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in timing.items())
+              + (f" (--time {cfg.time:g} s is the training budget)" if cfg.time else ""),
+              file=sys.stderr)
+        if result is not None:
+            print(_describe(result))
     return 0
 
 
@@ -494,8 +596,9 @@ def _vq_bound(args: argparse.Namespace, combined, data_meta: dict[str, Any], spl
     return {"image_bpd_bound": m["bpd"], "image_nll_nats_bound": m["nll"]}
 
 
-def _evaluate_report(model, ds, meta: dict[str, Any], batch_size: int) -> dict[str, Any]:
-    m = evaluate(model, ds, batch_size)
+def _evaluate_report(model, ds, meta: dict[str, Any], batch_size: int,
+                     desc: str | None = None) -> dict[str, Any]:
+    m = evaluate(model, ds, batch_size, desc=desc)
     result = {"model": meta.get("model"), "data": meta.get("data", {}).get("name"),
               "representation": meta.get("data", {}).get("representation"),
               "split": ds.split, "n": m.pop("n"), "step": meta.get("step")}
@@ -803,22 +906,38 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _given_options(model: str | None, argv: list[str]) -> set[str]:
+    """The destinations of the options written on the command line (not left at their defaults)."""
+    parser = _build_parser(model)
+    train = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices["train"]
+    for action in train._actions:
+        action.default = argparse.SUPPRESS
+    given = vars(parser.parse_args(argv))
+    return {k[len("model."):] if k.startswith("model.") else k for k in given} - {"command"}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         udata.names()  # register all sources
         model_names()  # and all models
         model = argv[1] if len(argv) > 1 and argv[0] == "train" and argv[1] in MODELS else None
-        args = _build_parser(model).parse_args(argv)
+        parser = _build_parser(model)
+        args = parser.parse_args(argv)
+        if args.command == "train":
+            args.given = _given_options(model, argv)
         handler = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "list": cmd_list,
                    "probe": cmd_probe, "words": cmd_words}
         return handler[args.command](args)
+    except Interrupted as e:
+        print(f"unsup: {e}", file=sys.stderr)
+        return e.exit_code
     except UnsupError as e:
         print(f"unsup: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("unsup: interrupted; continue a training run with the same command and --resume",
-              file=sys.stderr)
+    except KeyboardInterrupt:  # a second Ctrl-C, or one outside training: checkpoints are atomic
+        print("unsup: interrupted at once; a training run continues from its last checkpoint with "
+              "the same command and --resume", file=sys.stderr)
         return 130
 
 

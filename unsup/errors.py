@@ -25,3 +25,15 @@ class CheckpointError(UnsupError):
 
 class TrainingDiverged(UnsupError):
     """The loss became NaN or infinite."""
+
+
+class Interrupted(UnsupError):
+    """Training stopped by SIGINT (Ctrl-C) or SIGTERM after writing a resumable checkpoint.
+
+    Attributes:
+        exit_code: the shell's code for death by that signal, 128 + its number (130, 143).
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -14,7 +14,9 @@ Bits per dimension of a dataset is ``E[-log p(x)] / (D ln 2)`` with ``D = spec.d
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -25,6 +27,33 @@ from unsup.errors import ConfigError
 
 Batch = dict[str, torch.Tensor]
 LN2 = math.log(2.0)
+
+
+_EAGER: dict[Callable[..., Any], Callable[..., Any] | None] = {}
+
+
+def eager(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: ``fn`` runs eagerly, outside the graph, under ``torch.compile``.
+
+    The same as ``torch.compiler.disable`` without importing the compiler (2 s of CPU) when the
+    module is imported: :func:`prepare_eager`, called before compiling, makes the disabled twins.
+    """
+    _EAGER[fn] = None
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if torch.compiler.is_compiling():
+            return _EAGER[fn](*args, **kwargs)  # type: ignore[misc]  # set by prepare_eager
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def prepare_eager() -> None:
+    """Make the ``torch.compiler.disable`` twins of every :func:`eager` function (before compiling)."""
+    for fn, twin in _EAGER.items():
+        if twin is None:
+            _EAGER[fn] = torch.compiler.disable(fn)
 
 
 def nats_to_bits_per_dim(nats_per_example: float | torch.Tensor, dims: int) -> Any:
@@ -86,7 +115,7 @@ class Model(nn.Module):
             return b.device
         return torch.device("cpu")
 
-    @torch.compiler.disable  # data-dependent checks (int(x.min())): run eagerly under --compile
+    @eager  # data-dependent checks (int(x.min())): run eagerly under --compile
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a clear error for data of the wrong shape, dtype or range.
 

@@ -13,12 +13,16 @@ and k + (N - k) steps with a restart in between give identical weights.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import math
+import os
 import random
 import re
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -28,14 +32,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from unsup.data.base import Dataset
-from unsup.errors import ConfigError, TrainingDiverged
-from unsup.models.base import LikelihoodModel, Model, nats_to_bits_per_dim
+from unsup.errors import ConfigError, Interrupted, TrainingDiverged
+from unsup.models.base import LikelihoodModel, Model, nats_to_bits_per_dim, prepare_eager
+from unsup.progress import progress
 from unsup.train import distributed
 from unsup.train.checkpoint import copy_checkpoint, load_state, remove_stale_temporaries, save_state
 from unsup.train.feed import BatchFeeder
+from unsup.train.lock import run_lock
 
 LAST, BEST = "last.safetensors", "best.safetensors"
 STEP_FILE = re.compile(r"step-(\d+)\.safetensors")  # kept checkpoints (--keep-last N > 1)
@@ -278,6 +283,7 @@ def compile_loss(model: Model) -> Callable[[dict[str, torch.Tensor]], dict[str, 
     if not torch._dynamo.is_dynamo_supported():
         raise ConfigError(f"--compile: torch {torch.__version__} cannot compile under Python "
                           f"{sys.version.split()[0]}; train without --compile")
+    prepare_eager()
     compiled = torch.compile(model.loss)
 
     def loss(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -306,7 +312,8 @@ def _match_param_layout(optimizer: torch.optim.Optimizer) -> None:
 
 @torch.no_grad()
 def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int = 0,
-             device: torch.device | None = None, validation: bool = False) -> dict[str, float]:
+             device: torch.device | None = None, validation: bool = False,
+             desc: str | None = None) -> dict[str, float]:
     """Average metrics of ``model`` over ``ds``.
 
     For likelihood models the result holds ``nll`` (nats per example), ``bpd`` (bits per
@@ -317,7 +324,8 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     standard error of the mean NLL on these examples, ``sqrt(sum_i se_i^2) / n``.
 
     Under torch.distributed every rank must call it: each evaluates its share of the batches
-    (:func:`iterate`) and all get the sums over all ranks, hence the same result.
+    (:func:`iterate`) and all get the sums over all ranks, hence the same result. With ``desc``
+    the main process reports progress under that name (:func:`unsup.progress.progress`).
     """
     device = device or model.device
     ranks = distributed.current()
@@ -325,6 +333,10 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     model.eval()
     totals: dict[str, float] = {}
     n = 0
+    n_batches = math.ceil(len(ds) / batch_size)
+    n_batches = min(n_batches, max_batches) if max_batches else n_batches
+    bar = progress(math.ceil(n_batches / ranks.world_size), desc or "", "batch",
+                   disable=desc is None or not ranks.is_main, leave=False)
     try:
         for batch in iterate(ds, batch_size, max_batches, ranks.rank, ranks.world_size):
             batch = _to(batch, device)
@@ -344,7 +356,9 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
                 for k, v in model.loss(batch).items():
                     totals[k] = totals.get(k, 0.0) + float(v) * b
             n += b
+            bar.update(1)
     finally:
+        bar.close()
         model.train(was_training)
     if ranks.enabled:  # sums (of nll, se_sq, loss terms, n) over the ranks' shares
         totals = ranks.sum({**totals, "n": float(n)})
@@ -457,6 +471,8 @@ class Trainer:
         self.loss_fn = compile_loss(self.model) if config.compile else self.model.loss
         self.ema = EMA(model, config.ema) if config.ema > 0 else None
         self.step = 0
+        self._saved_step: int | None = None  # step held by last.safetensors, when one is written
+        self.eval_seconds = self._loop_eval_seconds = 0.0  # validation time (all, inside the loop)
         self.best_val = math.inf
         self.elapsed = 0.0  # training seconds before this process (for --time across resumes)
         self._t0: float | None = None
@@ -534,6 +550,7 @@ class Trainer:
         s = load_state(path, device="cpu")
         self._restore(s)
         self.elapsed = s["elapsed"]
+        self._saved_step = self.step
         if self.dist.is_main:  # a process killed mid-write leaves its temporary file behind
             remove_stale_temporaries(Path(path).parent)
 
@@ -659,8 +676,10 @@ class Trainer:
         if self.val_set is None:
             return None
         model = self.ema.model if self.ema else self.model
-        metrics = evaluate(model, self.val_set, max(self.cfg.batch_size, 256),
-                           self.cfg.eval_batches, self.device, validation=True)
+        # at the training batch size: memory is bounded by training's, whatever the model
+        metrics = evaluate(model, self.val_set, self.cfg.batch_size, self.cfg.eval_batches,
+                           self.device, validation=True,
+                           desc="validation" if self.cfg.progress and self.dist.is_main else None)
         self._log("val", {k: v for k, v in metrics.items() if isinstance(v, float)})
         return metrics
 
@@ -695,8 +714,21 @@ class Trainer:
         """Train until the budget is spent; returns a summary.
 
         With ``resume`` and an existing ``last.safetensors`` in the run directory, training
-        continues from it.
+        continues from it. The run directory is locked for the duration (:mod:`unsup.train.lock`).
+
+        Raises:
+            Interrupted: SIGINT or SIGTERM arrived; a resumable ``last.safetensors`` was written
+                at the next step boundary (a second signal stops at once).
+            TrainingDiverged: the loss, a validation score or a weight became NaN or infinite;
+                that state was not saved.
         """
+        with contextlib.ExitStack() as stack:
+            if self.out is not None and self.dist.is_main:
+                stack.enter_context(run_lock(self.out))
+            stack.enter_context(self._signals_stop_at_step_boundary())
+            return self._fit(resume)
+
+    def _fit(self, resume: bool) -> dict[str, Any]:
         c = self.cfg
         self.dist.barrier()  # torchrun: no rank looks for checkpoints while rank 0 writes one
         if resume and self.out is not None and (self.out / LAST).exists():
@@ -706,8 +738,9 @@ class Trainer:
         self._mark_rollback_point(saved=resume and self.out is not None and (self.out / LAST).exists())
         start_step = self.step
         t0 = self._t0 = time.perf_counter()
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not c.progress or not self.dist.is_main,
-                   desc="train", unit="step", dynamic_ncols=True)
+        self.eval_seconds = self._loop_eval_seconds = 0.0
+        bar = progress(self.total_steps, "train", "step", initial=self.step,
+                       disable=not c.progress or not self.dist.is_main)
         running: dict[str, float] = {}
         cuda = self.device.type == "cuda"
         feed = BatchFeeder(self._draw, prefetch=c.prefetch == "on" or (c.prefetch == "auto" and cuda),
@@ -719,28 +752,29 @@ class Trainer:
                 # ranks measure their own time, so they agree to stop (at the same step)
                 if c.time is not None and self.dist.any(self.seconds() >= c.time):
                     break
+                if self._stop_requested():
+                    self._stop_for_signal()
                 batch = feed(self.step)
                 try:
                     out = self._train_step(_to(batch, self.device, self.memory_format))
+                    self.step += 1
+                    bar.update(1)
+                    if self.step % c.log_every == 0:
+                        running = {k: float(v.detach()) for k, v in out.items()}
+                        running["lr"] = self.scheduler.get_last_lr()[0]
+                        self._log("train", running)
+                        shown = [k for k in running if k != "lr"][:POSTFIX_METRICS]  # the rest: logs
+                        bar.set_postfix({k: f"{running[k]:.4g}" for k in shown})
+                    if c.eval_every and self.step % c.eval_every == 0:
+                        self._checkpoint()
                 except TrainingDiverged as e:
                     self._roll_back(e)  # raises unless --on-divergence rollback has rollbacks left
                     bar.n = self.step
                     bar.refresh()
-                    continue
-                self.step += 1
-                bar.update(1)
-                if self.step % c.log_every == 0:
-                    running = {k: float(v.detach()) for k, v in out.items()}
-                    running["lr"] = self.scheduler.get_last_lr()[0]
-                    self._log("train", running)
-                    shown = [k for k in running if k != "lr"][:POSTFIX_METRICS]  # the rest: the logs
-                    bar.set_postfix({k: f"{running[k]:.4g}" for k in shown})
-                if c.eval_every and self.step % c.eval_every == 0:
-                    self._checkpoint()
         finally:
             feed.close()
             bar.close()
-        train_seconds = time.perf_counter() - t0
+        loop_seconds = time.perf_counter() - t0
         if self.step > start_step and (not c.eval_every or self.step % c.eval_every):
             self._checkpoint()
         self.dist.barrier()  # the final checkpoint is on disk for every rank to read
@@ -752,21 +786,109 @@ class Trainer:
             "steps": self.step,
             "best_val": self.best_val,
             "train_seconds": total_seconds,
-            "examples_per_second": steps_run * self.batches.batch_size / max(train_seconds, 1e-9),
+            "validation_seconds": self.eval_seconds,
+            "examples_per_second": steps_run * self.batches.batch_size
+            / max(loop_seconds - self._loop_eval_seconds, 1e-9),
             "last_train": running,
         }
 
+    # --- signals --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _signals_stop_at_step_boundary(self) -> Iterator[None]:
+        """SIGINT/SIGTERM set a flag that the loop reads between steps (:meth:`_stop_for_signal`);
+        the first one restores the previous handlers, so a second signal acts at once (Ctrl-C:
+        ``KeyboardInterrupt``; SIGTERM: the process ends). Checkpoint writes are atomic, so
+        neither can leave a damaged file. Outside the main thread signals cannot be caught and
+        this does nothing."""
+        self._signal: int | None = None
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.getsignal(sig) for sig in signals}
+
+        def handler(signum: int, frame: Any) -> None:
+            self._signal = signum
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+            if self.dist.is_main:
+                os.write(2, f"\n{signal.Signals(signum).name}: saving a checkpoint at the end of "
+                            f"this step (send it again to stop at once)\n".encode())
+
+        for sig in signals:
+            signal.signal(sig, handler)
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _stop_requested(self) -> bool:
+        """A signal arrived (in any process under torchrun: they stop at the same step)."""
+        flag = self._signal is not None
+        return self.dist.any(flag) if self.dist.enabled else flag
+
+    def _stop_for_signal(self) -> None:
+        """Write ``last`` (no validation, ``best`` unchanged) and raise :class:`Interrupted`."""
+        signum = self._signal or signal.SIGINT
+        name = signal.Signals(signum).name
+        bad = self._non_finite()
+        if bad is None:
+            self.save(LAST)
+            self._saved_step = self.step
+        self.dist.barrier()
+        self._close_logs()
+        if self.out is None:
+            kept = "nothing was saved (no run directory)"
+        elif bad is not None:
+            kept = f"{bad}, so it was not saved; {self._last_good()}"
+        else:
+            kept = (f"{self.out / LAST} holds step {self.step}; continue exactly from there with the "
+                    f"same command and --resume")
+        raise Interrupted(f"{name} at step {self.step}: {kept}", 128 + int(signum))
+
     def _checkpoint(self) -> None:
-        """Validate, keep the best weights, and write ``last`` (the resume point)."""
+        """Validate, keep the best weights, and write ``last`` (the resume point).
+
+        A NaN or infinite validation loss or weight is never written: it raises
+        :class:`TrainingDiverged` naming the checkpoint that holds the last good state.
+        """
+        t0 = time.perf_counter()
         metrics = self.validate()
+        self.eval_seconds += time.perf_counter() - t0
+        if self._t0 is not None:
+            self._loop_eval_seconds += time.perf_counter() - t0
+        bad = self._non_finite(metrics)
+        if bad is not None:
+            raise TrainingDiverged(f"{bad} at step {self.step}, so it was not saved; {self._last_good()}")
         if metrics is not None:
             self.last_metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         if metrics is None or metrics["loss"] < self.best_val:
             self.best_val = float(metrics["loss"]) if metrics is not None else self.best_val
             self.save(BEST)
         self.save(LAST)
+        self._saved_step = self.step
         saved = self.out is not None and (self.out / LAST).exists()
         if saved and self.cfg.keep_last > 1 and self.dist.is_main:
             self._keep_step_checkpoint()
         self._mark_rollback_point(saved=saved)
         self._seed_rank()
+
+    def _non_finite(self, metrics: dict[str, Any] | None = None) -> str | None:
+        """What is NaN or infinite: the validation loss or a weight (``None``: all finite)."""
+        if metrics is not None and not math.isfinite(float(metrics["loss"])):
+            return f"the validation loss is {float(metrics['loss'])}"
+        models = [("", self.model)] + ([("EMA ", self.ema.model)] if self.ema else [])
+        for kind, model in models:
+            for name, p in model.named_parameters():
+                if not bool(torch.isfinite(p).all()):
+                    return f"{kind}weight {name} is not finite"
+        return None
+
+    def _last_good(self) -> str:
+        """Where the last good state is, for an error message."""
+        hint = "lower --lr, add --clip 1 or --warmup 500, or check the data"
+        if self.out is not None and self._saved_step is not None:
+            return (f"{self.out / LAST} still holds the last good state (step {self._saved_step}; "
+                    f"{self.out / BEST} the best); {hint} and continue with --resume")
+        return f"no checkpoint holds a good state yet; {hint}"
