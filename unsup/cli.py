@@ -62,6 +62,13 @@ def parse_duration(text: str) -> float:
     return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)]
 
 
+def parse_eval_time(text: str) -> float | str | None:
+    """``--eval-time``: ``auto``, ``full`` (no limit: ``None``) or a duration in seconds."""
+    if text in ("auto", "full"):
+        return None if text == "full" else "auto"
+    return parse_duration(text)
+
+
 def parse_key_values(items: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items or []:
@@ -132,11 +139,27 @@ def _add_model_options(parser: argparse.ArgumentParser, name: str) -> None:
         group.add_argument(flag, dest=f"model.{f.name}", **kwargs)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written and shows each option's default unless its help does."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or not action.option_strings or action.default is None
+                or action.default is argparse.SUPPRESS or isinstance(action.default, bool)
+                or action.default == []):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _add_checkpoint_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="which weights: best (lowest validation loss) or last (the resume point)")
+
+
 def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="unsup", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    fmt = _HelpFormatter
+    p = argparse.ArgumentParser(prog="unsup", description=DESCRIPTION, formatter_class=fmt)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    fmt = argparse.RawDescriptionHelpFormatter
 
     t = sub.add_parser("train", help="train a model on a dataset", epilog=TRAIN_EPILOG,
                        formatter_class=fmt, description="Train MODEL on a dataset, then report "
@@ -144,10 +167,9 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("model", metavar="MODEL", help=f"one of: {', '.join(model_names())}")
     d = t.add_argument_group("data")
     d.add_argument("--data", default="digits", metavar="NAME",
-                   help="dataset name (`unsup list`); image-folder:PATH, text:PATH, colored-NAME "
-                   "(default: digits)")
+                   help="dataset name (`unsup list`); image-folder:PATH, text:PATH, colored-NAME")
     d.add_argument("--represent", default="native", metavar="REP",
-                   help="native, binary, binary-dynamic, levels:K, uint8 or float (default: native)")
+                   help="native, binary, binary-dynamic, levels:K, uint8 or float")
     d.add_argument("--data-dir", default=None, metavar="DIR",
                    help="look for dataset files here first (default: $UNSUP_DATA)")
     d.add_argument("--download", action="store_true",
@@ -161,16 +183,29 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     o.add_argument("--steps", type=int, help="budget in optimiser steps")
     o.add_argument("--epochs", type=float, help="budget in passes over the training set")
     o.add_argument("--time", type=parse_duration, metavar="DURATION",
-                   help="budget in wall-clock time: 90s, 10m, 1h")
-    o.add_argument("--batch-size", type=int, default=_D.batch_size)
+                   help="budget in wall-clock time of training (its periodic validations "
+                   "included): 90s, 10m, 1h. The final validation, test and samples come after it; "
+                   "the run ends by printing how long each took")
+    o.add_argument("--eval-time", type=parse_eval_time, default="auto", metavar="DURATION",
+                   help="time for the end-of-run evaluation: final validation, test and sample grid "
+                   "(auto: as long as --time, when --time is given; full: whole splits, however "
+                   "long). When it runs out, the figures are those of a uniform random subset of "
+                   "the split, printed as such with their standard error, and the grid has fewer "
+                   "samples; `unsup eval DIR` scores the whole split later. So a --time T command "
+                   "ends in about 2T plus start-up")
+    o.add_argument("--batch-size", type=int, default=_D.batch_size,
+                   help="examples per step (and per evaluation batch)")
     o.add_argument("--lr", type=float, default=_D.lr, help="peak learning rate")
-    o.add_argument("--weight-decay", type=float, default=_D.weight_decay)
+    o.add_argument("--weight-decay", type=float, default=_D.weight_decay,
+                   help="decoupled (adamw) or L2 (sgd, lars) weight decay")
     o.add_argument("--optimizer", choices=("adamw", "sgd", "lars"), default=_D.optimizer,
                    help="adamw (default); sgd with --momentum; lars: SGD with layer-wise trust "
                         "ratios for very large batches (SimCLR)")
     o.add_argument("--momentum", type=float, default=_D.momentum, help="momentum of sgd and lars")
     o.add_argument("--warmup", type=int, default=_D.warmup, help="linear warm-up steps")
-    o.add_argument("--schedule", choices=("constant", "cosine"), default=_D.schedule)
+    o.add_argument("--schedule", choices=("constant", "cosine"), default=_D.schedule,
+                   help="learning rate after warm-up: constant, or cosine decay to 0 at the end of "
+                   "--steps/--epochs")
     o.add_argument("--clip", type=float, default=_D.clip, help="max gradient norm (0: off)")
     o.add_argument("--ema", type=float, default=_D.ema, help="EMA decay of weights (0: off)")
     o.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default=_D.amp,
@@ -188,7 +223,8 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
                    help="draw the next batch on a worker thread while the current step runs, in "
                    "pinned memory on CUDA (auto: on for CUDA; the batches are the same either way)")
     o.add_argument("--device", default=_D.device, help="auto, cpu, cuda, cuda:N or mps")
-    o.add_argument("--seed", type=int, default=_D.seed)
+    o.add_argument("--seed", type=int, default=_D.seed,
+                   help="seeds initialisation, data order and every random draw")
     o.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: torch.nn batch norm with the statistics of the global "
                    "batch (SyncBatchNorm, CUDA only); a no-op in one process")
@@ -196,8 +232,11 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
                    help="validate and checkpoint every N steps")
     o.add_argument("--eval-batches", type=int, default=_D.eval_batches,
                    help="cap validation batches (0: all)")
-    o.add_argument("--log-every", type=int, default=_D.log_every)
-    o.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    o.add_argument("--log-every", type=int, default=_D.log_every,
+                   help="write training metrics every N steps")
+    o.add_argument("--no-progress", action="store_true",
+                   help="hide progress (off a terminal it is a plain line every "
+                   "$UNSUP_PROGRESS_EVERY seconds, default 30)")
     o.add_argument("--no-tensorboard", action="store_true", help="write only metrics.csv")
     o.add_argument("--resume", action="store_true", help="continue the run in --out")
     o.add_argument("--keep-last", type=int, default=_D.keep_last, metavar="N",
@@ -219,11 +258,13 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="test NLL and bits/dim of a trained run", formatter_class=fmt,
                        epilog="example:\n  unsup eval runs/digits --json")
     e.add_argument("run", metavar="DIR", help="a run directory written by `unsup train`")
-    e.add_argument("--split", choices=udata.SPLITS, default="test")
+    e.add_argument("--split", choices=udata.SPLITS, default="test", help="which split to score")
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--batch-size", type=int, default=256)
-    e.add_argument("--device", default="auto")
-    e.add_argument("--data-dir", default=None, metavar="DIR")
+    _add_checkpoint_option(e)
+    e.add_argument("--batch-size", type=int, default=64, help="examples per evaluation batch")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    e.add_argument("--data-dir", default=None, metavar="DIR",
+                   help="where the dataset's files are, if not where they were at training time")
     e.add_argument("--importance-samples", type=int, default=None, metavar="K",
                    help="latent-variable models (vae, iwae, ...): importance samples of the "
                    "log p(x) estimate (default: the model's eval_samples; the literature uses 5000)")
@@ -259,8 +300,9 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
                    help="elements per sample for models of any length (wavenet): e.g. 16000 for "
                    "one second of 16 kHz audio from a model trained on shorter clips "
                    "(default: the training length)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default="auto")
+    s.add_argument("--seed", type=int, default=0, help="seed of the samples")
+    _add_checkpoint_option(s)
+    s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
 
     pr = sub.add_parser("probe", help="judge a run's frozen features with labels (linear, kNN, MLP)",
                         formatter_class=fmt, description="Fit linear, k-nearest-neighbour and MLP "
@@ -291,8 +333,9 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
                     help="draw DIR/probe-tsne.png (default: on)")
     pr.add_argument("--out", default=None, metavar="DIR", help="output directory (default: RUN)")
     pr.add_argument("--json", action="store_true", help="print one JSON object")
-    pr.add_argument("--seed", type=int, default=0)
-    pr.add_argument("--device", default="auto")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the label subset and the probes")
+    _add_checkpoint_option(pr)
+    pr.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
 
     w = sub.add_parser("words", help="query a word2vec run: nearest neighbours, analogies, export",
                        formatter_class=fmt, description="Answer queries with the word vectors of a "
@@ -309,7 +352,8 @@ def _build_parser(model: str | None = None) -> argparse.ArgumentParser:
     w.add_argument("--k", type=int, default=8, help="answers per query (default: 8)")
     w.add_argument("--export", default=None, metavar="FILE", help="write the vectors (word2vec text format)")
     w.add_argument("--json", action="store_true", help="print one JSON object")
-    w.add_argument("--device", default="cpu")
+    _add_checkpoint_option(w)
+    w.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
 
     sub.add_parser("list", help="models and datasets, one line each")
     return p
@@ -329,7 +373,7 @@ def _load_data(args: argparse.Namespace, split: str, meta: dict[str, Any] | None
 
 
 def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | None,
-                    test_y: torch.Tensor | None = None) -> list[Path]:
+                    test_y: torch.Tensor | None = None, deadline: float | None = None) -> list[Path]:
     from unsup.plots import save_density, save_density_continuous, save_latents, save_samples
 
     written: list[Path] = []
@@ -364,8 +408,9 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
     t0 = time.perf_counter()
     print(f"sampling {n} examples for {out_dir / 'samples.png'} (--samples 0 skips it)...",
           file=sys.stderr, flush=True)
-    x = model.sample(n)  # conditional models: one class per column
-    print(f"sampled in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    x = _sample_until(model, n, deadline)
+    print(f"sampled {len(x)} in {time.perf_counter() - t0:.1f} s"
+          + (f" (--eval-time ran out after {len(x)} of {n})" if len(x) < n else ""), file=sys.stderr)
     save_samples(x, spec, out_dir / "samples.png")
     written.append(out_dir / "samples.png")
     if spec.kind == "vector" and spec.shape in ((1,), (2,)) and spec.levels and test_x is not None:
@@ -379,6 +424,23 @@ def _write_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | N
             save_latents(model, test_x, out_dir / "latents.png", test_y)
             written.append(out_dir / "latents.png")
     return written
+
+
+SAMPLE_CHUNK = 8  # samples drawn at once when a deadline may stop the drawing (a row of the grid)
+
+
+def _sample_until(model, n: int, deadline: float | None) -> torch.Tensor:
+    """``model.sample(n)``; with a ``deadline`` (a ``time.perf_counter()`` value) in rows of
+    :data:`SAMPLE_CHUNK`, stopping after the row that passes it. Class-conditional models, whose
+    grid has one class per column, draw all ``n`` at once."""
+    if deadline is None or getattr(model, "num_classes", None) is not None or n <= SAMPLE_CHUNK:
+        return model.sample(n)  # conditional models: one class per column
+    rows = []
+    for start in range(0, n, SAMPLE_CHUNK):
+        rows.append(model.sample(min(SAMPLE_CHUNK, n - start)))
+        if time.perf_counter() >= deadline:
+            break
+    return torch.cat(rows)
 
 
 def _write_latent_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | None
@@ -405,7 +467,9 @@ def _write_latent_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Ten
 # Training options a resumed run takes from the command line; every other option is the run's own
 # (exact resume), and a different value given for it is reported as ignored.
 RESUME_MAY_CHANGE = {"steps", "epochs", "time", "device", "progress", "tensorboard", "prefetch",
-                     "keep_last", "log_every", "on_divergence", "rollback_lr_factor", "max_rollbacks"}
+                     "keep_last", "log_every", "on_divergence", "rollback_lr_factor", "max_rollbacks",
+                     "final_eval_time"}
+EVAL_SHARE = 0.8  # of --eval-time for the final validation and test; the rest for the samples
 DATA_ARGS = {"data": "name", "represent": "representation", "val_fraction": "val_fraction",
              "data_opt": "options"}  # train flag -> key of the run's data arguments
 
@@ -423,6 +487,11 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     cfg.keep_last, cfg.on_divergence = args.keep_last, args.on_divergence
     cfg.rollback_lr_factor, cfg.max_rollbacks = args.rollback_lr_factor, args.max_rollbacks
     return cfg
+
+
+def _eval_time(args: argparse.Namespace, cfg: TrainConfig) -> float | None:
+    """Seconds for the end-of-run evaluation (``--eval-time``), ``None`` for no limit."""
+    return (cfg.time if args.eval_time == "auto" else args.eval_time) if "eval_time" in args else None
 
 
 def _data_meta(args: argparse.Namespace) -> dict[str, Any]:
@@ -514,6 +583,10 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, options: dict[str, Any], 
     train = _load_data(args, "train", data_meta)
     val = _load_data(args, "val", data_meta)
     test = None if args.no_test else _load_data(args, "test", data_meta)
+    eval_time = _eval_time(args, cfg)
+    if eval_time is not None:  # validation and test share EVAL_SHARE of it by their sizes
+        n_eval = len(val) + (len(test) if test is not None else 0)
+        cfg.final_eval_time = EVAL_SHARE * eval_time * len(val) / max(n_eval, 1)
     if cfg.batch_size > len(train) and main:
         print(f"unsup: warning: --batch-size {cfg.batch_size} is larger than the training set "
               f"({len(train)} examples): every step uses the whole set", file=sys.stderr)
@@ -533,8 +606,8 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, options: dict[str, Any], 
         print(f"data-parallel: {trainer.dist.world_size} processes, {trainer.device.type}; "
               f"global batch {trainer.batches.batch_size}", file=sys.stderr)
     summary = trainer.fit(resume=args.resume)
-    timing = {"training": summary["train_seconds"] - summary["validation_seconds"],
-              "validation": summary["validation_seconds"]}
+    t_eval = time.perf_counter() - summary["final_validation_seconds"]  # the end-of-run evaluation
+    timing = {"training": summary["step_seconds"], "validation": summary["validation_seconds"]}
     if main:
         print(f"trained {summary['steps']} steps ({summary['examples_per_second']:.0f} examples/s); "
               f"best val loss {summary['best_val']:.4f}", file=sys.stderr)
@@ -542,8 +615,10 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, options: dict[str, Any], 
     if test is not None:
         t0 = time.perf_counter()
         best, best_meta = load_run(out, "best", device=trainer.device)
+        test_limit = None if eval_time is None else max(
+            EVAL_SHARE * eval_time - summary["final_validation_seconds"], 0.0)
         result = _evaluate_report(best, test, {**meta, "step": best_meta.get("step")}, cfg.batch_size,
-                                  desc="test" if cfg.progress else None)
+                                  desc="test" if cfg.progress else None, time_limit=test_limit)
         result.update(_latent_report(best, test))
         vq_prior = _vq_prior(best, meta, trainer.device)
         if vq_prior is not None:  # a prior over VQ-VAE codes: the bound on images, decoded samples
@@ -558,7 +633,9 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, options: dict[str, Any], 
             pictured = best if vq_prior is None else vq_prior[0]
             if vq_prior is not None:
                 test_x = None
-            for path in _write_pictures(pictured, pictured.spec, out, args.samples, test_x, test_y):
+            deadline = None if eval_time is None else t_eval + eval_time
+            for path in _write_pictures(pictured, pictured.spec, out, args.samples, test_x, test_y,
+                                        deadline):
                 print(f"wrote {path}", file=sys.stderr)
             timing["pictures"] = time.perf_counter() - t0
     timing["total"] = time.perf_counter() - t_start
@@ -597,11 +674,13 @@ def _vq_bound(args: argparse.Namespace, combined, data_meta: dict[str, Any], spl
 
 
 def _evaluate_report(model, ds, meta: dict[str, Any], batch_size: int,
-                     desc: str | None = None) -> dict[str, Any]:
-    m = evaluate(model, ds, batch_size, desc=desc)
+                     desc: str | None = None, time_limit: float | None = None) -> dict[str, Any]:
+    m = evaluate(model, ds, batch_size, desc=desc, time_limit=time_limit)
     result = {"model": meta.get("model"), "data": meta.get("data", {}).get("name"),
               "representation": meta.get("data", {}).get("representation"),
               "split": ds.split, "n": m.pop("n"), "step": meta.get("step")}
+    if "partial" in m:  # --eval-time ran out: a uniform random subset of the split
+        result["partial"] = {**m.pop("partial"), "seconds": time_limit}
     if "nll" in m:
         result.update(nll_nats=m["nll"], bpd=m["bpd"], exact=m["exact"],
                       nats_per_dim=m["loss"])
@@ -634,9 +713,19 @@ def _describe(r: dict[str, Any]) -> str:
             lat = r["latent"]
             text += (f"; on the first {lat['examples']}: KL {lat['kl']:.3f} nats, "
                      f"{lat['active_units']}/{lat['latent_dims']} active units")
-        return text
+        return text + _describe_partial(r)
     return f"{r['split']}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()
-                                          if isinstance(v, float))
+                                          if isinstance(v, float)) + _describe_partial(r)
+
+
+def _describe_partial(r: dict[str, Any]) -> str:
+    if "partial" not in r:
+        return ""
+    p = r["partial"]
+    se = (f"; the standard error of this subset's mean NLL is {p['nll_se']:.3f} nats/example"
+          if "nll_se" in p else f"; the standard error of its mean loss is {p['loss_se']:.4g}")
+    return (f"\n  (on {p['n']} of {p['of']} {r['split']} examples, a uniform random subset: the "
+            f"{p['seconds']:.0f} s of --eval-time ran out{se}; `unsup eval RUN` scores them all)")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -644,7 +733,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     device = select_device(args.device)
     seed_everything(args.seed)
-    model, meta = load_run(args.run, "best", device=device)
+    model, meta = load_run(args.run, args.checkpoint, device=device)
     if args.importance_samples is not None:
         if not hasattr(model.config, "eval_samples"):
             raise ConfigError(f"--importance-samples applies to latent-variable models (vae, iwae, "
@@ -699,7 +788,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n must be at least 1, got {args.n}")
     if args.temperature <= 0:
         raise ConfigError(f"--temperature must be positive, got {args.temperature}")
-    model, meta = load_run(args.run, "best", device=select_device(args.device))
+    model, meta = load_run(args.run, args.checkpoint, device=select_device(args.device))
     if not isinstance(model, LikelihoodModel):
         raise ConfigError(f"{meta['model']} cannot sample")
     suffix = Path(args.out).suffix.lower()
@@ -805,7 +894,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if args.finetune_steps < 0:
         raise ConfigError(f"--finetune-steps must be >= 0 (0: no fine-tuning), got {args.finetune_steps}")
     device = select_device(args.device)
-    model, meta = load_run(args.run, "best", device=device)
+    model, meta = load_run(args.run, args.checkpoint, device=device)
     if not model.encodes:
         family = ", ".join(n for n in model_names() if MODELS.get(n).encodes)
         raise ConfigError(f"probe needs an encoder, a model whose encode(x) gives features "
@@ -856,7 +945,7 @@ def cmd_words(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise ConfigError(f"--k must be >= 1, got {args.k}")
-    model, meta = load_run(args.run, "best", device=select_device(args.device))
+    model, meta = load_run(args.run, args.checkpoint, device=select_device(args.device))
     if not isinstance(model, Word2Vec):
         raise ConfigError(f"unsup words needs a word2vec run; {args.run} holds {meta['model']}")
     vocab = run_data(meta, "train").vocab

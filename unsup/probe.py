@@ -64,6 +64,7 @@ from torch import nn
 from unsup.audio import AUDIO, mfcc_features
 from unsup.data.base import DataSpec, TensorDataset
 from unsup.errors import ConfigError
+from unsup.progress import progress
 
 LABEL_FRACTIONS = {"1%": 0.01, "10%": 0.1, "100%": 1.0}
 C_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -337,27 +338,46 @@ def probe(model: torch.nn.Module, random_model: torch.nn.Module, splits: dict[st
     xs = {k: fixed_examples(ds, seed) for k, ds in splits.items()}
     y = {k: ds.y.numpy() for k, ds in splits.items()}
     labelled = stratified_subset(y["train"], fraction, seed)
-    run = {k: encoder_features(model, x) for k, x in xs.items()}
+    audio = splits["train"].name in AUDIO and spec.kind == "sequence"
+    n_sets = 1 + (4 + audio if baselines else 0)
+    bar = progress(n_sets * (1 + len(probes)) + 2 * (finetune_steps > 0), "probe", "stage")
+
+    def stage(name: str, make: Any) -> Any:
+        bar.set_postfix({"stage": name})
+        result = make()
+        bar.update(1)
+        return result
+
+    run = stage("run features", lambda: {k: encoder_features(model, x) for k, x in xs.items()})
     sets = {"run": run}
     if baselines:
         pixels = {k: pixel_features(x, spec) for k, x in xs.items()}
         dim = run["train"].shape[1]
-        sets.update({"random-encoder": {k: encoder_features(random_model, x) for k, x in xs.items()},
-                     "pca": pca_features(pixels["train"], pixels, dim, seed),
-                     "kmeans": kmeans_features(pixels["train"], pixels, dim, seed),
-                     "pixels" if spec.kind == "image" else "raw": pixels})
-        if splits["train"].name in AUDIO and spec.kind == "sequence":
+        sets["random-encoder"] = stage("untrained-network features", lambda: {
+            k: encoder_features(random_model, x) for k, x in xs.items()})
+        sets["pca"] = stage("PCA", lambda: pca_features(pixels["train"], pixels, dim, seed))
+        sets["kmeans"] = stage("k-means", lambda: kmeans_features(pixels["train"], pixels, dim, seed))
+        sets["pixels" if spec.kind == "image" else "raw"] = stage("pixels", lambda: pixels)
+        if audio:
             rate = AUDIO[splits["train"].name][0]
-            sets["mfcc"] = {k: mfcc_features(x, spec.levels, rate) for k, x in xs.items()}
+            sets["mfcc"] = stage("MFCC", lambda: {k: mfcc_features(x, spec.levels, rate)
+                                                  for k, x in xs.items()})
     counts = np.bincount(y["test"])
+    fitted: dict[str, Any] = {}
+    for name, f in sets.items():
+        fitted[name] = {"dim": int(f["train"].shape[1])}
+        for p in probes:
+            fitted[name].update(stage(f"{p} probe of {name}", lambda f=f, p=p: probe_features(
+                f, y, labelled, seed, (p,))))
     out = {"labelled": int(len(labelled)), "classes": int(len(np.unique(y["train"][labelled]))),
            "n": {k: int(len(v)) for k, v in y.items()}, "chance": float(counts.max() / counts.sum()),
-           "features": {name: probe_features(f, y, labelled, seed, probes) for name, f in sets.items()},
-           "_test_features": run["test"]}
+           "features": fitted, "_test_features": run["test"]}
     if finetune_steps > 0:
         yt = {k: torch.as_tensor(v).long() for k, v in y.items()}
-        out["finetune"] = {name: finetune(m, xs, yt, labelled, steps=finetune_steps, seed=seed)
-                           for name, m in (("run", model), ("scratch", random_model))}
+        out["finetune"] = {name: stage(f"fine-tuning {name}", lambda m=m: finetune(
+            m, xs, yt, labelled, steps=finetune_steps, seed=seed))
+            for name, m in (("run", model), ("scratch", random_model))}
+    bar.close()
     return out
 
 

@@ -76,8 +76,9 @@ class StatusLine:
         done = f"{self.n}/{self.total}" if self.total else f"{self.n}"
         pct = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
         rate = (self.n - self._start_n) / elapsed if elapsed > 0 else 0.0
-        text = (f"{self.desc}: {done} {self.unit}s{pct}, {timedelta(seconds=round(elapsed))} elapsed, "
-                f"{rate:.3g} {self.unit}s/s")
+        units = self.unit + ("es" if self.unit.endswith(("s", "ch", "sh", "x")) else "s")
+        text = (f"{self.desc}: {done} {units}{pct}, {timedelta(seconds=round(elapsed))} elapsed, "
+                f"{rate:.3g} {units}/s")
         return text + (f", {self.postfix}" if self.postfix else "")
 
     def _print(self, final: bool = False) -> None:

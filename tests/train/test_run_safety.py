@@ -331,3 +331,37 @@ def test_a_status_line_reports_count_rate_and_postfix():
     first, second = sink.text.splitlines()
     assert first.startswith("train: 3/10 steps (30%), 0:00:00 elapsed")
     assert second.startswith("train: 5/10 steps (50%)") and second.endswith("loss=0.5")
+
+
+# --- an evaluation budget ------------------------------------------------------------------------
+
+def test_a_time_limited_evaluation_scores_a_random_subset_and_says_so():
+    from unsup.train import evaluate
+
+    model, test = flaky().eval(), data("test")
+    full = evaluate(model, test, batch_size=16)
+    assert "partial" not in full and full["n"] == 160
+    cut = evaluate(model, test, batch_size=16, time_limit=0.0)  # stops after the first batch
+    p = cut["partial"]
+    assert (p["n"], p["of"], cut["n"]) == (16, 160, 16) and p["nll_se"] > 0
+    order = torch.randperm(160, generator=torch.Generator().manual_seed(0))[:16]
+    with torch.no_grad():
+        lp = model.log_prob(test.batch(order)["x"]).double()
+    assert cut["nll"] == pytest.approx(float(-lp.mean()))  # the first batch of a fixed random order
+    assert p["nll_se"] == pytest.approx(float(lp.std() / 4))
+    roomy = evaluate(model, test, batch_size=16, time_limit=60.0)  # finished in time: the full figure
+    assert "partial" not in roomy and roomy["nll"] == pytest.approx(full["nll"])
+
+
+def test_the_eval_time_bounds_the_end_of_a_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "made", "--data", "shapes", "--data-opt", "n=2000",
+                            "--data-opt", "n_test=2000", "--represent", "binary", "--hidden", "8",
+                            "--steps", "3", "--batch-size", "16", "--eval-time", "0.0001",
+                            "--samples", "32", "--no-progress", "--out", str(out))
+    assert code == 0, err
+    result = json.loads((out / "test.json").read_text())
+    assert result["partial"]["n"] == 16 and result["partial"]["of"] == 2000 == result["n"] + 1984
+    assert "(on 16 of 2000 test examples, a uniform random subset" in stdout
+    assert "validation: 16 of 200 random examples" in err
+    assert "sampled 8 in" in err and "ran out after 8 of 32" in err

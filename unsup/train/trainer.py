@@ -102,6 +102,9 @@ class TrainConfig:
         rollback_lr_factor: learning-rate multiplier per rollback, in (0, 1]; the product is
             stored in checkpoints, so a resumed run keeps the lowered rate.
         max_rollbacks: rollbacks allowed in the whole run; the next divergence stops it.
+        final_eval_time: seconds allowed to the validation after the last step (``None``: the
+            whole validation set): past it the score is that of a random subset
+            (:func:`evaluate`'s ``time_limit``), so a short budget is not followed by a long wait.
     """
 
     steps: int | None = None
@@ -132,6 +135,7 @@ class TrainConfig:
     on_divergence: str = "stop"
     rollback_lr_factor: float = 0.5
     max_rollbacks: int = 3
+    final_eval_time: float | None = None
 
     def validate(self, n_train: int | None = None) -> None:
         """Raise a :class:`ConfigError` for inconsistent options (and an empty training set)."""
@@ -159,6 +163,8 @@ class TrainConfig:
             raise ConfigError(f"--ema must be in [0, 1), got {self.ema}")
         if not self.lr > 0:  # `not >` also refuses NaN
             raise ConfigError(f"--lr must be positive, got {self.lr}")
+        if self.final_eval_time is not None and not self.final_eval_time > 0:
+            raise ConfigError(f"--eval-time must be positive, got {self.final_eval_time}")
         for name in ("weight_decay", "warmup", "clip", "eval_every", "eval_batches"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
@@ -245,18 +251,19 @@ class BatchSchedule:
 
 
 def iterate(ds: Dataset, batch_size: int, max_batches: int = 0, rank: int = 0,
-            world_size: int = 1) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of ``ds`` in order (for evaluation).
+            world_size: int = 1, order: torch.Tensor | None = None) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of ``ds`` in order, or in ``order`` (a permutation of its indices), for evaluation.
 
     With ``world_size`` > 1 only batches ``rank, rank + world_size, ...`` of the (at most
     ``max_batches``) batches: the ranks' shares cover the same examples as one process, once each.
     """
     n = len(ds)
+    order = torch.arange(n) if order is None else order
     for i, start in enumerate(range(0, n, batch_size)):
         if max_batches and i >= max_batches:
             return
         if i % world_size == rank:
-            yield ds.batch(torch.arange(start, min(start + batch_size, n)))
+            yield ds.batch(order[start:start + batch_size])
 
 
 def _to(batch: dict[str, torch.Tensor], device: torch.device,
@@ -313,7 +320,7 @@ def _match_param_layout(optimizer: torch.optim.Optimizer) -> None:
 @torch.no_grad()
 def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int = 0,
              device: torch.device | None = None, validation: bool = False,
-             desc: str | None = None) -> dict[str, float]:
+             desc: str | None = None, time_limit: float | None = None) -> dict[str, Any]:
     """Average metrics of ``model`` over ``ds``.
 
     For likelihood models the result holds ``nll`` (nats per example), ``bpd`` (bits per
@@ -326,6 +333,11 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     Under torch.distributed every rank must call it: each evaluates its share of the batches
     (:func:`iterate`) and all get the sums over all ranks, hence the same result. With ``desc``
     the main process reports progress under that name (:func:`unsup.progress.progress`).
+
+    With ``time_limit`` (seconds; one process only) the examples are taken in a fixed random order
+    (seed 0) and evaluation stops after the batch that passes the limit: the figures are then those
+    of a uniform random subset, and ``partial`` says how many of how many examples they cover,
+    with the standard error of the mean NLL (or loss) over that subset.
     """
     device = device or model.device
     ranks = distributed.current()
@@ -337,26 +349,35 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     n_batches = min(n_batches, max_batches) if max_batches else n_batches
     bar = progress(math.ceil(n_batches / ranks.world_size), desc or "", "batch",
                    disable=desc is None or not ranks.is_main, leave=False)
+    limited = time_limit is not None and not ranks.enabled  # ranks would disagree on where to stop
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)) if limited else None
+    deadline = time.perf_counter() + time_limit if limited else math.inf
     try:
-        for batch in iterate(ds, batch_size, max_batches, ranks.rank, ranks.world_size):
+        for batch in iterate(ds, batch_size, max_batches, ranks.rank, ranks.world_size, order):
             batch = _to(batch, device)
             b = len(batch["x"])
             if isinstance(model, LikelihoodModel) and validation:
-                lp = model.validation_log_prob(batch["x"], batch.get("y"))
-                totals["nll"] = totals.get("nll", 0.0) + float(-lp.double().sum())
+                lp = model.validation_log_prob(batch["x"], batch.get("y")).double()
             elif isinstance(model, LikelihoodModel) and hasattr(model, "log_prob_with_se"):
                 lp, se = model.log_prob_with_se(batch["x"])
                 lp, se = lp.double(), se.double()
-                totals["nll"] = totals.get("nll", 0.0) + float(-lp.sum())
                 totals["se_sq"] = totals.get("se_sq", 0.0) + float(se.pow(2).sum())
             elif isinstance(model, LikelihoodModel):
-                lp = model.log_prob(batch["x"], batch.get("y"))
-                totals["nll"] = totals.get("nll", 0.0) + float(-lp.double().sum())
+                lp = model.log_prob(batch["x"], batch.get("y")).double()
             else:
-                for k, v in model.loss(batch).items():
+                lp = None
+                losses = model.loss(batch)
+                for k, v in losses.items():
                     totals[k] = totals.get(k, 0.0) + float(v) * b
+                # batch means, for the standard error of a partial evaluation
+                totals["loss_sq"] = totals.get("loss_sq", 0.0) + float(losses["loss"]) ** 2 * b
+            if lp is not None:
+                totals["nll"] = totals.get("nll", 0.0) + float(-lp.sum())
+                totals["nll_sq"] = totals.get("nll_sq", 0.0) + float(lp.pow(2).sum())
             n += b
             bar.update(1)
+            if time.perf_counter() >= deadline:
+                break
     finally:
         bar.close()
         model.train(was_training)
@@ -364,6 +385,13 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
         totals = ranks.sum({**totals, "n": float(n)})
         n = int(totals.pop("n"))
     out: dict[str, Any] = {k: v / max(n, 1) for k, v in totals.items()}
+    key = "nll" if "nll" in out else "loss"
+    spread = out.pop(f"{key}_sq") - out[key] ** 2 if key in out else 0.0  # E[v^2] - E[v]^2
+    if limited and n < (min(len(ds), max_batches * batch_size) if max_batches else len(ds)):
+        # a uniform random subset: its mean and the mean's standard error (batch means for losses)
+        out["partial"] = {"n": n, "of": len(ds),
+                          f"{key}_se": math.sqrt(max(spread, 0.0) / max(n - 1, 1)
+                                                 * (batch_size if key == "loss" else 1))}
     if "se_sq" in out:  # independent estimates: Var(mean) = sum_i se_i^2 / n^2
         se = math.sqrt(out.pop("se_sq") / max(n, 1))
         if math.isfinite(se):  # NaN: the estimator could not measure its own error (one sample)
@@ -672,14 +700,18 @@ class Trainer:
             self._tb.close()
 
     # --- the loop -------------------------------------------------------------------------
-    def validate(self) -> dict[str, float] | None:
+    def validate(self, time_limit: float | None = None) -> dict[str, Any] | None:
         if self.val_set is None:
             return None
         model = self.ema.model if self.ema else self.model
         # at the training batch size: memory is bounded by training's, whatever the model
         metrics = evaluate(model, self.val_set, self.cfg.batch_size, self.cfg.eval_batches,
-                           self.device, validation=True,
+                           self.device, validation=True, time_limit=time_limit,
                            desc="validation" if self.cfg.progress and self.dist.is_main else None)
+        if "partial" in metrics:
+            p = metrics["partial"]
+            print(f"validation: {p['n']} of {p['of']} random examples in the {time_limit:.0f} s "
+                  f"allowed", file=sys.stderr)
         self._log("val", {k: v for k, v in metrics.items() if isinstance(v, float)})
         return metrics
 
@@ -775,8 +807,10 @@ class Trainer:
             feed.close()
             bar.close()
         loop_seconds = time.perf_counter() - t0
+        final_validation = time.perf_counter()
         if self.step > start_step and (not c.eval_every or self.step % c.eval_every):
-            self._checkpoint()
+            self._checkpoint(time_limit=c.final_eval_time)
+        final_validation = time.perf_counter() - final_validation
         self.dist.barrier()  # the final checkpoint is on disk for every rank to read
         self._close_logs()
         total_seconds = self.seconds()
@@ -786,7 +820,9 @@ class Trainer:
             "steps": self.step,
             "best_val": self.best_val,
             "train_seconds": total_seconds,
+            "step_seconds": loop_seconds - self._loop_eval_seconds,  # this process's steps alone
             "validation_seconds": self.eval_seconds,
+            "final_validation_seconds": final_validation,
             "examples_per_second": steps_run * self.batches.batch_size
             / max(loop_seconds - self._loop_eval_seconds, 1e-9),
             "last_train": running,
@@ -847,14 +883,14 @@ class Trainer:
                     f"same command and --resume")
         raise Interrupted(f"{name} at step {self.step}: {kept}", 128 + int(signum))
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, time_limit: float | None = None) -> None:
         """Validate, keep the best weights, and write ``last`` (the resume point).
 
         A NaN or infinite validation loss or weight is never written: it raises
         :class:`TrainingDiverged` naming the checkpoint that holds the last good state.
         """
         t0 = time.perf_counter()
-        metrics = self.validate()
+        metrics = self.validate(time_limit)
         self.eval_seconds += time.perf_counter() - t0
         if self._t0 is not None:
             self._loop_eval_seconds += time.perf_counter() - t0
