@@ -24,6 +24,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# cifar10-jpeg is a local archive that unsup never looks for on its own: the project's copy sits in
+# the shared/ folder beside the repository, and its recipes name it (relative to ROOT, where every
+# command runs, so that the commands stored in benchmarks/results are the same on every machine).
+SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpeg"
+CIFAR_DIR = ["--data-dir", os.path.relpath(SHARED_CIFAR, ROOT)]
 
 DIGITS = ["--data", "digits", "--batch-size", "64", "--eval-every", "200"]
 TOY = ["--batch-size", "256", "--eval-every", "200", "--samples", "5000"]
@@ -91,7 +96,8 @@ RECIPES.update({
     **{f"pixelcnn-{data}-{dep}": ["pixelcnn", "--data", data, *rep, "--batch-size", "32",
                                   "--time", "6m", "--eval-every", "250", "--eval-batches", "5",
                                   "--samples", "16", "--channel-dependence", dep]
-       for data, rep in (("colored-fashion-mnist", []), ("cifar10-jpeg", ["--represent", "levels:4"]))
+       for data, rep in (("colored-fashion-mnist", []),
+                         ("cifar10-jpeg", [*CIFAR_DIR, "--represent", "levels:4"]))
        for dep in ("independent", "autoregressive")},
 })
 # Issue #4: flows on 8-bit Fashion-MNIST (uniform dequantisation, all terms counted), 15 minutes
@@ -120,7 +126,7 @@ VQ_PRIOR = ["gated-pixelcnn", "--batch-size", "64", "--time", "8m", "--eval-ever
 RECIPES.update({
     "vqvae-fashion": ["vqvae", "--data", "fashion-mnist", *VQ],
     "vqvae-prior-fashion": [*VQ_PRIOR, "--data", "vq-codes:runs/bench/vqvae-fashion"],
-    "vqvae-cifar10-jpeg": ["vqvae", "--data", "cifar10-jpeg", *VQ],
+    "vqvae-cifar10-jpeg": ["vqvae", "--data", "cifar10-jpeg", *CIFAR_DIR, *VQ],
     "vqvae-prior-cifar10-jpeg": [*VQ_PRIOR, "--data", "vq-codes:runs/bench/vqvae-cifar10-jpeg"],
 })
 
@@ -153,7 +159,7 @@ RECIPES.update({
 # judged by `unsup probe` (PROBES below).
 REP = ["--represent", "native", "--batch-size", "64", "--eval-every", "250", "--eval-batches", "5",
        "--samples", "0"]
-REP_DATA = {"fashion": ["--data", "fashion-mnist"], "cifar": ["--data", "cifar10-jpeg"]}
+REP_DATA = {"fashion": ["--data", "fashion-mnist"], "cifar": ["--data", "cifar10-jpeg", *CIFAR_DIR]}
 CONTRASTIVE = ["simclr", "moco", "instance-discrimination", "cpc-image"]  # issue #7 (MoCo: v2, CPC: v1)
 REP_METHODS = {
     "fashion": ["supervised", "autoencoder", "denoising-autoencoder", "stacked-dae", "hashing-autoencoder",

@@ -9,7 +9,8 @@ In one process and one thread setting (torch's default: every core):
    convolution, the GEMM of oneDNN), GFLOP/s;
 2. for three workloads -- the PixelCNN on binarised Fashion-MNIST (its CPU default size), RealNVP
    on 8-bit Fashion-MNIST (its CPU default size) and a ResNet-18-style network on cifar10-jpeg
-   (defined here: the repository has no ResNet yet; it stands in for a self-supervised backbone)
+   (defined here: the repository has no ResNet yet; it stands in for a self-supervised backbone;
+   the data is the project's copy beside the repository, ``recipes.SHARED_CIFAR``)
    -- the training rate through :class:`~unsup.train.Trainer` (images/s after a warm-up), the
    FLOPs of one step (forward and backward, counted by ``torch.utils.flop_counter``: matrix
    multiplications and convolutions only, so elementwise work is free) and the achieved GFLOP/s
@@ -39,6 +40,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from recipes import SHARED_CIFAR  # benchmarks/recipes.py: the script's directory is on sys.path
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -204,9 +206,9 @@ def workloads(names: list[str]) -> tuple[list[Workload], dict[str, float]]:
     """The workloads asked for, and the seconds each dataset took to load."""
     load_s: dict[str, float] = {}
 
-    def load(name: str, rep: str) -> Dataset:
+    def load(name: str, rep: str, **kwargs: Any) -> Dataset:
         t0 = time.perf_counter()
-        ds = unsup.data.load(name, "train", rep)
+        ds = unsup.data.load(name, "train", rep, **kwargs)
         load_s[f"{name} {rep}"] = time.perf_counter() - t0
         return ds
 
@@ -220,7 +222,7 @@ def workloads(names: list[str]) -> tuple[list[Workload], dict[str, float]]:
         out.append(Workload("realnvp", "RealNVP (CPU default: 2 scales, hidden 32), 8-bit "
                             "Fashion-MNIST 1x28x28", f8, lambda: unsup.create("realnvp", data=f8), 32))
     if "resnet" in names:
-        cj = load("cifar10-jpeg", "native")
+        cj = load("cifar10-jpeg", "native", root=SHARED_CIFAR)
         out.append(Workload("resnet", "ResNet-18 layout at half width (defined in speed.py), "
                             "cifar10-jpeg 3x32x32", cj, lambda: ResNetStandIn(cj.spec), 64))
     return out, load_s

@@ -1,6 +1,5 @@
 """`unsup sample --out FILE.wav`: a tiny WaveNet trained on a tiny speech set, heard as a WAV file."""
 
-import shutil
 import wave
 
 import numpy as np
@@ -15,8 +14,7 @@ from unsup.data.base import DataSpec
 from unsup.data.speech import mu_law_encode
 from unsup.errors import ConfigError
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                  reason="espeak-ng not installed (apt-get install -y espeak-ng)")
+needs_espeak = pytest.mark.usefixtures("espeak_ng")  # skipped without it, failed under CI
 LENGTH = 800
 WAVENET = ["--num-stacks", "1", "--layers-per-stack", "3", "--residual-channels", "8",
            "--gate-channels", "8", "--skip-channels", "8"]
@@ -32,7 +30,7 @@ def read_wav(path):
 
 
 @pytest.fixture(scope="module")
-def speech_run(tmp_path_factory):
+def speech_run(tmp_path_factory, espeak_ng):
     """WaveNet trained 2 steps on 2 voices x 3 sentences, in a private cache."""
     out = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as mp:

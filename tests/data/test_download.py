@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from unsup.data import download
-from unsup.data.download import find_or_fetch, safe_extract, sha256sum, shared_file
+from unsup.data.download import find_or_fetch, safe_extract, sha256sum
 from unsup.data.registry import Request
 from unsup.errors import DataError
 
@@ -133,13 +132,3 @@ def test_safe_extract_truncated(tmp_path: Path) -> None:
         safe_extract(archive, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
-
-def test_shared_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "data" / "text").mkdir(parents=True)
-    (tmp_path / "data" / "text" / "a.txt").write_text("hi")
-    monkeypatch.setenv("UNSUP_SHARED", str(tmp_path))
-    assert shared_file("text/a.txt") == tmp_path / "data" / "text" / "a.txt"
-    monkeypatch.setattr(download, "repo_root", lambda: tmp_path / "nowhere" / "repo")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match=r"b\.txt not found.*UNSUP_SHARED"):
-        shared_file("text/b.txt")

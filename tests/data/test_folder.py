@@ -1,4 +1,5 @@
-"""Image folders written by the test: layouts, resizing, archives, the decode cache, bad files."""
+"""Image folders written by the test: layouts, resizing, archives, the decode cache, bad files, and
+where ``cifar10-jpeg`` is looked for (a miniature archive or tree the test writes)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from unsup.cli import main
 from unsup.data import download, folder, load
+from unsup.data.cifar import CLASSES as CIFAR10_CLASSES
 from unsup.errors import ConfigError, DataError
 
 
@@ -162,18 +165,88 @@ def test_layout_errors(tmp_path: Path) -> None:
         load(f"image-folder:{tmp_path / 'x'}")
 
 
-def test_cifar10_jpeg_missing_names_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("UNSUP_SHARED", raising=False)
-    monkeypatch.setattr(download, "repo_root", lambda: tmp_path / "repo")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match=r"cifar10-jpeg\.tar\.gz not found.*UNSUP_SHARED"):
-        load("cifar10-jpeg")
+def cifar_tree(root: Path) -> Path:
+    """A miniature ``cifar10-jpeg`` tree: the ten CIFAR-10 classes, 2 train and 1 test JPEG each."""
+    for c, name in enumerate(CIFAR10_CLASSES):
+        for split, n in (("train", 2), ("test", 1)):
+            for i in range(n):
+                write_image(root / split / name / f"{i:04d}.jpg", (25 * c, 0, 0), size=(8, 8))
+    return root
 
 
-def test_cifar10_jpeg_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = tmp_path / "data" / folder.CIFAR10_JPEG
-    fake.parent.mkdir(parents=True)
-    fake.write_bytes(b"not the archive")
-    monkeypatch.setenv("UNSUP_SHARED", str(tmp_path))
-    with pytest.raises(DataError, match="checksum mismatch"):
-        load("cifar10-jpeg")
+def cifar_archive(path: Path, tmp_path: Path) -> str:
+    """Pack :func:`cifar_tree` at ``path`` like the real archive (one top folder); its SHA-256."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(cifar_tree(tmp_path / "made" / "cifar10-jpeg"), arcname="cifar10-jpeg")
+    return download.sha256sum(path)
+
+
+def test_cifar10_jpeg_missing_says_what_it_is_and_how_to_give_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A shared/ beside the working directory and $UNSUP_SHARED are never looked at.
+    shared = tmp_path / "shared" / "data" / "cifar10-jpeg"
+    monkeypatch.setattr(folder, "CIFAR10_JPEG_SHA256", cifar_archive(shared / "cifar10-jpeg.tar.gz",
+                                                                     tmp_path))
+    cifar_tree(shared / "cifar10-jpeg")
+    monkeypatch.setenv("UNSUP_SHARED", str(tmp_path / "shared"))
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for root in (None, empty):
+        with pytest.raises(DataError) as e:
+            load("cifar10-jpeg", root=root)
+        msg = str(e.value)
+        assert msg.startswith("cifar10-jpeg: neither cifar10-jpeg.tar.gz nor an extracted tree")
+        assert "The dataset is a local JPEG re-encoding of CIFAR-10" in msg
+        assert "give its directory with --data-dir DIR or $UNSUP_DATA" in msg
+        assert msg.endswith("For the real CIFAR-10, use --data cifar10 --download")
+        assert "shared" not in msg
+    assert f"found in {empty}, {empty / 'cifar10-jpeg'}, " in msg
+
+
+@pytest.mark.parametrize("where", ["root", "root/cifar10-jpeg", "$UNSUP_DATA"])
+def test_cifar10_jpeg_archive_in_the_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              where: str) -> None:
+    root = tmp_path / "data"
+    archive = root / ("cifar10-jpeg" if where == "root/cifar10-jpeg" else "") / "cifar10-jpeg.tar.gz"
+    monkeypatch.setattr(folder, "CIFAR10_JPEG_SHA256", cifar_archive(archive, tmp_path))
+    if where == "$UNSUP_DATA":
+        monkeypatch.setenv("UNSUP_DATA", str(root))
+    test = load("cifar10-jpeg", "test", root=None if where == "$UNSUP_DATA" else root, size=4)
+    assert test.x.shape == (10, 3, 4, 4) and test.class_names == CIFAR10_CLASSES
+    assert test.y.tolist() == list(range(10))
+    assert len(load("cifar10-jpeg", "train", root=root, size=4, val_fraction=0.25)) == 15
+
+
+def test_cifar10_jpeg_by_data_dir_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "data"
+    monkeypatch.setattr(folder, "CIFAR10_JPEG_SHA256", cifar_archive(root / "cifar10-jpeg.tar.gz", tmp_path))
+    out = tmp_path / "run"
+    code = main(["train", "made", "--data", "cifar10-jpeg", "--data-dir", str(root), "--data-opt",
+                 "size=2", "--represent", "binary", "--hidden", "8", "--steps", "1", "--eval-every", "0",
+                 "--samples", "0", "--no-progress", "--no-tensorboard", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "test.json").is_file()
+
+
+def test_cifar10_jpeg_extracted_tree(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    cifar_tree(root / "cifar10-jpeg")
+    for data_dir in (root, root / "cifar10-jpeg"):
+        test = load("cifar10-jpeg", "test", root=data_dir, size=4)
+        assert len(test) == 10 and test.class_names == CIFAR10_CLASSES
+    # train/ and test/ with other classes are somebody else's images, not cifar10-jpeg
+    class_tree(tmp_path / "other" / "train")
+    class_tree(tmp_path / "other" / "test", per_class=1)
+    with pytest.raises(DataError, match="local JPEG re-encoding of CIFAR-10"):
+        load("cifar10-jpeg", root=tmp_path / "other")
+
+
+def test_cifar10_jpeg_checksum(tmp_path: Path) -> None:
+    (tmp_path / "cifar10-jpeg.tar.gz").write_bytes(b"not the archive")
+    with pytest.raises(DataError, match=rf"cifar10-jpeg\.tar\.gz: checksum mismatch: expected sha256 "
+                                        rf"{folder.CIFAR10_JPEG_SHA256}"):
+        load("cifar10-jpeg", root=tmp_path)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +13,7 @@ from unsup.data import load, speech
 from unsup.data.speech import mu_law_decode, mu_law_encode, sentence_splits, voice_names
 from unsup.errors import ConfigError, DataError
 
-# CI installs espeak-ng (install.sh): there the tests must run, never skip.
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None and not os.environ.get("CI"),
-                                  reason="espeak-ng not installed (apt-get install -y espeak-ng)")
+needs_espeak = pytest.mark.usefixtures("espeak_ng")  # skipped without it, failed under CI
 TINY = {"voices": 2, "sentences": 3, "length": 4000}
 
 

@@ -1,19 +1,22 @@
-"""Text streams: contiguous splits, windows, char mode, and the checksummed bible."""
+"""Text streams: contiguous splits, windows, char mode, and the bible packaged with unsup."""
 
 from __future__ import annotations
 
-import os
+import hashlib
+import lzma
 from pathlib import Path
 
 import pytest
 import torch
 
-from unsup.data import download, load
+import unsup
+from unsup.data import load, text
 from unsup.data.base import WindowDataset
 from unsup.data.text import BIBLE_SHA256, split_bounds
 from unsup.errors import ConfigError, DataError
 
 DATA = bytes(range(256)) * 40  # 10,240 bytes
+BIBLE_SIZE = 4_047_392  # bytes of the Canterbury corpus's bible.txt
 
 
 @pytest.fixture
@@ -65,33 +68,32 @@ def test_errors(tmp_path: Path, text_file: str) -> None:
         load(text_file, "test", "binary")
 
 
-def test_bible_checksum_mismatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = tmp_path / "data" / "text" / "bible.txt"
-    fake.parent.mkdir(parents=True)
-    fake.write_text("In the beginning " * 1000)
-    monkeypatch.setenv("UNSUP_SHARED", str(tmp_path))
-    with pytest.raises(DataError, match=f"checksum mismatch: expected sha256 {BIBLE_SHA256}"):
-        load("bible")
-
-
-def test_bible_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("UNSUP_SHARED", raising=False)
-    monkeypatch.setattr(download, "repo_root", lambda: tmp_path / "repo")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(DataError, match=r"bible\.txt not found"):
-        load("bible")
-
-
-def test_real_bible() -> None:
-    try:
-        download.shared_file("text/bible.txt")
-    except DataError as e:
-        if os.environ.get("CI"):  # CI has ../shared beside the clone: the file must be there
-            raise
-        pytest.skip(f"shared/data/text/bible.txt not available: {e}")
+def test_packaged_bible() -> None:
+    """The bible ships inside the package (no data directory, no download) and is the
+    Canterbury corpus's bible.txt byte for byte."""
+    assert Path(str(text.BIBLE_XZ)).is_relative_to(Path(unsup.__file__).parent)
+    data = text.bible_bytes()
+    assert len(data) == BIBLE_SIZE and data.isascii()
+    assert hashlib.sha256(data).hexdigest() == BIBLE_SHA256
     test = load("bible", "test", length=1000)
-    assert len(test) == int(4047392 * 0.1) // 1000
-    text = bytes(test.batch(torch.tensor([0]))["x"][0].tolist())
-    assert text.isascii()
+    assert len(test) == int(BIBLE_SIZE * 0.1) // 1000
+    assert bytes(test.batch(torch.tensor([0]))["x"][0].tolist()) == data[-int(BIBLE_SIZE * 0.1):][:1000]
     char = load("bible", "val", mode="char")
     assert 30 < char.spec.levels < 100
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b"not xz at all", "cannot read"),
+    (lzma.compress(b"In the beginning " * 100), "checksum mismatch"),
+    (None, "cannot read"),  # the file is missing
+], ids=["not-xz", "other-text", "missing"])
+def test_damaged_packaged_bible_says_reinstall(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               content: bytes | None, problem: str) -> None:
+    bad = tmp_path / "bible.txt.xz"
+    if content is not None:
+        bad.write_bytes(content)
+    monkeypatch.setattr(text, "BIBLE_XZ", bad)
+    for name in ("bible", "bible-words"):
+        with pytest.raises(DataError, match=rf"bible\.txt\.xz: {problem}.*installation is damaged: "
+                                            r"reinstall unsup"):
+            load(name)

@@ -43,3 +43,9 @@ def test_text_without_enough_repeated_words_is_refused(tmp_path):
     path.write_text("every word here is different from all others")
     with pytest.raises(DataError, match="min_count"):
         udata.load(f"words:{path}", "train", "native")
+
+
+def test_bible_words_come_from_the_packaged_bible():
+    test = udata.load("bible-words", "test", "native", window=2)
+    assert test.spec.shape == (5,) and test.vocab[:3] == ["the", "and", "of"]
+    assert {"lord", "god", "israel"} <= set(test.vocab) and len(test.stream) > 50_000

@@ -11,8 +11,6 @@ looks for each file, in order, in
 and, only if the request allows it, downloads what is still missing into the cache. Downloads are
 verified against the SHA-256 before they become visible; files found on disk are trusted (they may
 be decompressed or re-compressed copies) and each source checks their structure instead.
-
-Data shipped beside the repository (``shared/data/...``) is found by :func:`shared_file`.
 """
 
 from __future__ import annotations
@@ -198,36 +196,3 @@ def safe_extract(archive: Path, dest: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
-
-def repo_root() -> Path:
-    """The directory holding the ``unsup`` package (the repository in a source checkout)."""
-    return Path(__file__).resolve().parents[2]
-
-
-def shared_file(relpath: str, req: Request | None = None, sha256: str | None = None) -> Path:
-    """Find a file shipped in the project's ``shared/data`` directory (and check its sha256).
-
-    Looks in ``req.root``, ``$UNSUP_SHARED/data``, ``<repo>/../shared/data`` and
-    ``<cwd>/../shared/data`` (in that order).
-
-    Raises:
-        DataError: naming every place looked in, or the file's checksum mismatch.
-    """
-    candidates: list[Path] = []
-    if req is not None and req.root is not None:
-        candidates.append(req.root / Path(relpath).name)
-    if env := os.environ.get("UNSUP_SHARED"):
-        candidates.append(Path(env).expanduser() / "data" / relpath)
-    candidates += [repo_root().parent / "shared" / "data" / relpath,
-                   Path.cwd().parent / "shared" / "data" / relpath]
-    for c in candidates:
-        if c.is_file():
-            if sha256 is not None and (actual := sha256sum(c)) != sha256:
-                raise DataError(f"{c}: checksum mismatch: expected sha256 {sha256}, got {actual}; "
-                                f"the file is damaged or not the one unsup expects")
-            return c
-    raise DataError(
-        f"{Path(relpath).name} not found; looked in {', '.join(map(str, candidates))}. Set "
-        f"$UNSUP_SHARED to the directory that holds data/{relpath}, or pass --data-dir DIR "
-        f"holding {Path(relpath).name}"
-    )

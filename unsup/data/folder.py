@@ -19,8 +19,13 @@ and modification time; for an archive, its path, size and modification time. Arc
 as a stream and decoded in memory rather than extracted: unpacking 60,000 small files costs more
 than decoding them, and nothing written means no member can escape the cache.
 
-``cifar10-jpeg`` is the JPEG re-encoding of CIFAR-10 shipped in ``shared/data/cifar10-jpeg``: lossy
-pixels, so good for representation learning but not for bits/dim comparisons with ``cifar10``.
+``cifar10-jpeg`` is a JPEG re-encoding of CIFAR-10 (``cifar10-jpeg/{train,test}/<class>/NNNN.jpg``)
+that the user has on disk; unsup cannot download it. :func:`find_cifar10_jpeg` looks for the archive
+``cifar10-jpeg.tar.gz`` (checked against its SHA-256) or an extracted tree (``train/`` and ``test/``,
+each with the ten CIFAR-10 class folders) in ``req.root`` (``--data-dir`` or ``$UNSUP_DATA``),
+``req.root/cifar10-jpeg`` and ``cache_dir()/cifar10-jpeg``. Its pixels are lossy, so it suits
+representation learning but not bits/dim comparisons with ``cifar10`` (the official release, which
+``--download`` fetches).
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from unsup.data.base import DataSpec, TensorDataset
-from unsup.data.download import shared_file
+from unsup.data.cifar import CLASSES as CIFAR10_CLASSES
+from unsup.data.download import search_dirs, sha256sum
 from unsup.data.registry import DATASETS, Request, cache_dir, with_val_split
 from unsup.errors import ConfigError, DataError
 
@@ -52,7 +58,8 @@ TEST_FRACTION = 0.2
 _SPLIT_SEED = 1234  # fixed: the test set must not change with the run's seed
 _PROGRESS_MIN = 1000  # show a progress bar when decoding more files than this
 
-CIFAR10_JPEG = "cifar10-jpeg/cifar10-jpeg.tar.gz"
+CIFAR10_JPEG = "cifar10-jpeg"
+CIFAR10_JPEG_ARCHIVE = "cifar10-jpeg.tar.gz"
 CIFAR10_JPEG_SHA256 = "efac85c8ed52f4ead1e1f1b670d8dcf435d551fccebdd8b6365e0a01a504f3a4"
 
 
@@ -312,10 +319,47 @@ def image_folder(req: Request) -> TensorDataset:
     return load_image_folder(req, Path(req.arg).expanduser(), req.name)
 
 
+def _is_cifar10_tree(d: Path) -> bool:
+    """``d`` holds ``train/`` and ``test/``, each with exactly the ten CIFAR-10 class folders."""
+    def classes(split: Path) -> list[str]:
+        return sorted(c.name for c in split.iterdir() if c.is_dir()) if split.is_dir() else []
+
+    return classes(d / "train") == classes(d / "test") == CIFAR10_CLASSES
+
+
+def find_cifar10_jpeg(req: Request) -> Path:
+    """The ``cifar10-jpeg`` archive or extracted tree on disk (see the module docstring).
+
+    Each search directory is checked for the archive first, then for a tree; the first match wins.
+
+    Raises:
+        DataError: neither is found (the message says how to give the directory), or the archive
+            does not have the expected SHA-256.
+    """
+    dirs = search_dirs(req, CIFAR10_JPEG)
+    for d in dirs:
+        archive = d / CIFAR10_JPEG_ARCHIVE
+        if archive.is_file():
+            if (actual := sha256sum(archive)) != CIFAR10_JPEG_SHA256:
+                raise DataError(
+                    f"{archive}: checksum mismatch: expected sha256 {CIFAR10_JPEG_SHA256}, got "
+                    f"{actual}; the file is damaged or another archive: replace it with the "
+                    f"cifar10-jpeg archive, or load your copy with --data image-folder:{archive}"
+                )
+            return archive
+        if _is_cifar10_tree(d):
+            return d
+    raise DataError(
+        f"{CIFAR10_JPEG}: neither {CIFAR10_JPEG_ARCHIVE} nor an extracted tree (train/ and test/ "
+        f"with the 10 class folders) found in {', '.join(map(str, dirs))}. The dataset is a local "
+        f"JPEG re-encoding of CIFAR-10 that unsup cannot download: give its directory with "
+        f"--data-dir DIR or $UNSUP_DATA. For the real CIFAR-10, use --data cifar10 --download"
+    )
+
+
 @DATASETS.register(
     "cifar10-jpeg",
-    "CIFAR-10 as JPEGs (lossy) from shared/data, 3x32x32, 10 classes (50k/10k)",
+    "a local JPEG copy of CIFAR-10 (lossy; give it with --data-dir), 3x32x32, 10 classes (50k/10k)",
 )
 def cifar10_jpeg(req: Request) -> TensorDataset:
-    path = shared_file(CIFAR10_JPEG, req, sha256=CIFAR10_JPEG_SHA256)
-    return load_image_folder(req, path, "cifar10-jpeg")
+    return load_image_folder(req, find_cifar10_jpeg(req), CIFAR10_JPEG)

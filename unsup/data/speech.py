@@ -7,7 +7,9 @@ pseudo-random choice among the bible's sentences of 40-120 plain characters, the
 everyone. Each utterance (22,050 Hz, 16 bit) has its leading and trailing silence trimmed, is
 resampled to 16 kHz and mu-law quantised to 8 bits (256 levels, as in WaveNet), then cut into
 non-overlapping clips of ``length`` samples (default 16,000 = 1 s; the remainder is dropped).
-The label of a clip is its voice (speaker identification, as in CPC's audio experiments).
+The label of a clip is its voice (speaker identification, as in CPC's audio experiments). The
+sentences come from the bible packaged with unsup (:func:`unsup.data.text.bible_bytes`), so only
+``espeak-ng`` is needed (``apt-get install -y espeak-ng``; ``install.sh`` installs it).
 
 Splits are by sentence, so no sentence is heard in two splits: the last 20 % of the sentences are
 ``test`` (fixed), ``val_fraction`` of the others, chosen with the run's seed, are ``val``.
@@ -35,9 +37,8 @@ import torch
 from tqdm import tqdm
 
 from unsup.data.base import DataSpec, TensorDataset
-from unsup.data.download import shared_file
 from unsup.data.registry import DATASETS, Request, cache_dir
-from unsup.data.text import BIBLE, BIBLE_SHA256
+from unsup.data.text import BIBLE_SHA256, bible_bytes
 from unsup.errors import ConfigError, DataError
 
 VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
@@ -191,8 +192,7 @@ def speech(req: Request) -> TensorDataset:
     key = hashlib.sha256(json.dumps([_FORMAT, BIBLE_SHA256, voices, m]).encode()).hexdigest()[:16]
     dest = cache_dir() / "speech" / key
     if not (dest / "manifest.json").is_file():
-        path = shared_file(BIBLE, req, sha256=BIBLE_SHA256)
-        generate(dest, voices, pick_sentences(path.read_text(encoding="ascii"), m))
+        generate(dest, voices, pick_sentences(bible_bytes().decode("ascii"), m))
     manifest, audio = load_cache(dest)
 
     wanted = set(sentence_splits(m, req.val_fraction, req.seed)[req.split])

@@ -1,7 +1,10 @@
 """Text as a stream of symbols: ``text:PATH`` (any file) and ``bible`` (the King James Bible).
 
-``bible`` is ``bible.txt`` of the Canterbury Large Corpus (4,047,392 bytes of ASCII), shipped in
-``shared/data/text`` and verified by SHA-256; bzip2 -9 compresses it to about 1.67 bits/char.
+``bible`` is ``bible.txt`` of the Canterbury Large Corpus (public domain, 4,047,392 bytes of ASCII;
+bzip2 -9 compresses it to about 1.67 bits/char). It ships inside the package, xz-compressed, as
+``unsup/data/files/bible.txt.xz``: :func:`bible_bytes` decompresses it, checks the SHA-256 of the
+text and keeps it for the rest of the process, so ``bible``, ``bible-words`` and ``speech`` need
+no data directory and no download (``--data-dir`` plays no role for them).
 
 Symbols are bytes (``mode=bytes``, 256 levels, the default) or, with ``mode=char``, indices into
 the file's sorted set of distinct bytes (levels = its size, about 60-100 for English text). The
@@ -17,19 +20,54 @@ role. Examples are windows of ``length`` symbols (default 256) every ``stride`` 
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import lzma
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from unsup.data.base import WindowDataset
-from unsup.data.download import shared_file
 from unsup.data.registry import DATASETS, Request
 from unsup.errors import ConfigError, DataError
 
+if TYPE_CHECKING:  # importlib.resources.abc is Python >= 3.11
+    from importlib.resources.abc import Traversable
+
 TEST_FRACTION = 0.1
-BIBLE = "text/bible.txt"
-BIBLE_SHA256 = "4e0a7e8dff7d9c82dbded57305c0ca3cdd3c4ca014db27121782fe9710f4723f"
+BIBLE_XZ: Traversable = resources.files("unsup.data") / "files" / "bible.txt.xz"
+BIBLE_SHA256 = "4e0a7e8dff7d9c82dbded57305c0ca3cdd3c4ca014db27121782fe9710f4723f"  # of the text
+
+
+def bible_bytes() -> bytes:
+    """The King James Bible shipped with the package: 4,047,392 bytes of ASCII, checksum-verified.
+
+    Raises:
+        DataError: the packaged file is missing, not valid xz, or decompresses to other bytes than
+            ``bible.txt`` (a damaged installation).
+    """
+    return _packaged_text(BIBLE_XZ, BIBLE_SHA256)
+
+
+@functools.lru_cache(maxsize=2)
+def _packaged_text(path: Traversable, sha256: str) -> bytes:
+    """Decompress the xz file ``path`` and check its SHA-256 (cached: only success is kept)."""
+    def damaged(problem: str) -> DataError:
+        return DataError(f"{path}: {problem}; this file ships with unsup, so the installation is "
+                         f"damaged: reinstall unsup (`pip install --force-reinstall unsup`, or "
+                         f"`pip install -e .` in a clone of the repository)")
+
+    try:
+        with path.open("rb") as f:
+            data = lzma.decompress(f.read())
+    except (lzma.LZMAError, EOFError, OSError) as e:
+        raise damaged(f"cannot read the packaged file ({e})") from None
+    if (actual := hashlib.sha256(data).hexdigest()) != sha256:
+        raise damaged(f"checksum mismatch: expected sha256 {sha256} of the text, got {actual}")
+    return data
 
 
 def split_bounds(n: int, split: str, val_fraction: float) -> tuple[int, int]:
@@ -81,8 +119,7 @@ def text_file(req: Request) -> WindowDataset:
 
 @DATASETS.register(
     "bible",
-    "the King James Bible (Canterbury corpus), 4 MB of bytes; options length, stride, mode",
+    "the King James Bible (Canterbury corpus, packaged), 4 MB of bytes; options length, stride, mode",
 )
 def bible(req: Request) -> WindowDataset:
-    path = shared_file(BIBLE, req, sha256=BIBLE_SHA256)
-    return text_windows(req, path.read_bytes(), "bible")
+    return text_windows(req, bible_bytes(), "bible")

@@ -27,9 +27,8 @@ import numpy as np
 import torch
 
 from unsup.data.base import WindowDataset
-from unsup.data.download import shared_file
 from unsup.data.registry import DATASETS, Request
-from unsup.data.text import BIBLE, BIBLE_SHA256, split_bounds
+from unsup.data.text import bible_bytes, split_bounds
 from unsup.errors import ConfigError, DataError
 
 WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
@@ -81,5 +80,4 @@ def words_file(req: Request) -> WindowDataset:
 @DATASETS.register("bible-words", "the King James Bible as windows of words (~790k words; options "
                    "window, min_count)")
 def bible_words(req: Request) -> WindowDataset:
-    path = shared_file(BIBLE, req, sha256=BIBLE_SHA256)
-    return word_windows(req, path.read_text(encoding="ascii"), "bible-words")
+    return word_windows(req, bible_bytes().decode("ascii"), "bible-words")

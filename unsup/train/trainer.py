@@ -500,7 +500,7 @@ class Trainer:
         self.ema = EMA(model, config.ema) if config.ema > 0 else None
         self.step = 0
         self._saved_step: int | None = None  # step held by last.safetensors, when one is written
-        self.eval_seconds = self._loop_eval_seconds = 0.0  # validation time (all, inside the loop)
+        self.eval_seconds = 0.0  # time spent validating in this process
         self.best_val = math.inf
         self.elapsed = 0.0  # training seconds before this process (for --time across resumes)
         self._t0: float | None = None
@@ -770,7 +770,7 @@ class Trainer:
         self._mark_rollback_point(saved=resume and self.out is not None and (self.out / LAST).exists())
         start_step = self.step
         t0 = self._t0 = time.perf_counter()
-        self.eval_seconds = self._loop_eval_seconds = 0.0
+        self.eval_seconds = 0.0
         bar = progress(self.total_steps, "train", "step", initial=self.step,
                        disable=not c.progress or not self.dist.is_main)
         running: dict[str, float] = {}
@@ -806,7 +806,7 @@ class Trainer:
         finally:
             feed.close()
             bar.close()
-        loop_seconds = time.perf_counter() - t0
+        step_seconds = time.perf_counter() - t0 - self.eval_seconds  # the loop less its validations
         final_validation = time.perf_counter()
         if self.step > start_step and (not c.eval_every or self.step % c.eval_every):
             self._checkpoint(time_limit=c.final_eval_time)
@@ -820,11 +820,11 @@ class Trainer:
             "steps": self.step,
             "best_val": self.best_val,
             "train_seconds": total_seconds,
-            "step_seconds": loop_seconds - self._loop_eval_seconds,  # this process's steps alone
+            "step_seconds": step_seconds,  # this process's steps alone
             "validation_seconds": self.eval_seconds,
             "final_validation_seconds": final_validation,
             "examples_per_second": steps_run * self.batches.batch_size
-            / max(loop_seconds - self._loop_eval_seconds, 1e-9),
+            / max(step_seconds, 1e-9),
             "last_train": running,
         }
 
@@ -892,8 +892,6 @@ class Trainer:
         t0 = time.perf_counter()
         metrics = self.validate(time_limit)
         self.eval_seconds += time.perf_counter() - t0
-        if self._t0 is not None:
-            self._loop_eval_seconds += time.perf_counter() - t0
         bad = self._non_finite(metrics)
         if bad is not None:
             raise TrainingDiverged(f"{bad} at step {self.step}, so it was not saved; {self._last_good()}")
