@@ -16,8 +16,11 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
+
+T = TypeVar("T")
 
 DEFAULT_EVERY = 30.0
 QUIET_SECONDS = 5.0  # work shorter than this gets no closing line
@@ -100,10 +103,11 @@ class _Silent(StatusLine):
 
 
 def progress(total: int | None = None, desc: str = "", unit: str = "it", initial: int = 0,
-             disable: bool = False, leave: bool = True) -> Any:
+             disable: bool = False, leave: bool = True, **tqdm_options: Any) -> Any:
     """A progress report on standard error: a tqdm bar on a terminal, else a :class:`StatusLine`.
 
-    ``leave=False`` clears a terminal bar when it closes (for work that repeats, like validation).
+    ``leave=False`` clears a terminal bar when it closes (for work that repeats, like validation);
+    ``tqdm_options`` (e.g. ``unit_scale=True``) apply to the terminal bar only.
     """
     if disable:
         return _Silent(total, desc, unit, initial)
@@ -111,5 +115,14 @@ def progress(total: int | None = None, desc: str = "", unit: str = "it", initial
         from tqdm.auto import tqdm
 
         return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
-                    leave=leave)
+                    leave=leave, **tqdm_options)
     return StatusLine(total, desc, unit, initial)
+
+
+def progress_over(items: Iterable[T], desc: str = "", unit: str = "it") -> Iterator[T]:
+    """``items``, reporting progress over them (their count, when they have a length)."""
+    total = len(items) if hasattr(items, "__len__") else None  # type: ignore[arg-type]
+    with progress(total, desc, unit) as bar:
+        for item in items:
+            yield item
+            bar.update(1)

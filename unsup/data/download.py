@@ -25,10 +25,9 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from tqdm import tqdm
-
 from unsup.data.registry import Request, cache_dir
 from unsup.errors import DataError
+from unsup.progress import progress
 
 _CHUNK = 1 << 20
 
@@ -125,8 +124,8 @@ def download(url: str, dest: Path, sha256: str) -> Path:
             try:
                 with urllib.request.urlopen(url, timeout=60) as resp:
                     total = int(resp.headers.get("Content-Length") or 0) or None
-                    with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                              disable=total is not None and total < 10 * _CHUNK) as bar:
+                    with progress(total, dest.name, "byte", unit_scale=True,
+                                  disable=total is not None and total < 10 * _CHUNK) as bar:
                         while chunk := resp.read(_CHUNK):
                             out.write(chunk)
                             h.update(chunk)

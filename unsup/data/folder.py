@@ -39,18 +39,18 @@ import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from unsup.data.base import DataSpec, TensorDataset
 from unsup.data.cifar import CLASSES as CIFAR10_CLASSES
 from unsup.data.download import search_dirs, sha256sum
 from unsup.data.registry import DATASETS, Request, cache_dir, with_val_split
 from unsup.errors import ConfigError, DataError
+from unsup.progress import progress
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 ARCHIVE_EXTS = (".tar.gz", ".tgz", ".tar")
@@ -133,8 +133,8 @@ def decode_image(src: str | Path | BinaryIO, size: int, channels: int, label: st
     return a.transpose(2, 0, 1) if channels == 3 else a[None]  # (C, H, W)
 
 
-def _bar(total: int, desc: str) -> tqdm:
-    return tqdm(total=total, desc=f"decoding {desc}", unit="img", disable=total <= _PROGRESS_MIN)
+def _bar(total: int, desc: str) -> Any:
+    return progress(total, f"decoding {desc}", "img", disable=total <= _PROGRESS_MIN)
 
 
 def _decode_dir(root: Path, rels: list[str], size: int, channels: int, desc: str) -> np.ndarray:

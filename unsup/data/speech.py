@@ -34,12 +34,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from unsup.data.base import DataSpec, TensorDataset
 from unsup.data.registry import DATASETS, Request, cache_dir
 from unsup.data.text import BIBLE_SHA256, bible_bytes
 from unsup.errors import ConfigError, DataError
+from unsup.progress import progress_over
 
 VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
           "en-029", "en-us-nyc"]
@@ -134,7 +134,7 @@ def generate(dest: Path, voices: list[str], sentences: list[str]) -> None:
     try:
         pieces, utterances, offset = [], [], 0
         pairs = [(v, s) for v in range(len(voices)) for s in range(len(sentences))]
-        for v, s in tqdm(pairs, desc="speech: espeak-ng", unit="utt"):
+        for v, s in progress_over(pairs, "speech: espeak-ng", "utt"):
             audio = speak(voices[v], sentences[s], tmp)
             pieces.append(audio)
             utterances.append([v, s, offset, len(audio)])

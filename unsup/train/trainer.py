@@ -334,7 +334,7 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     (:func:`iterate`) and all get the sums over all ranks, hence the same result. With ``desc``
     the main process reports progress under that name (:func:`unsup.progress.progress`).
 
-    With ``time_limit`` (seconds; one process only) the examples are taken in a fixed random order
+    With ``time_limit`` (seconds) the examples are taken in a fixed random order
     (seed 0) and evaluation stops after the batch that passes the limit: the figures are then those
     of a uniform random subset, and ``partial`` says how many of how many examples they cover,
     with the standard error of the mean NLL (or loss) over that subset.
@@ -349,11 +349,19 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     n_batches = min(n_batches, max_batches) if max_batches else n_batches
     bar = progress(math.ceil(n_batches / ranks.world_size), desc or "", "batch",
                    disable=desc is None or not ranks.is_main, leave=False)
-    limited = time_limit is not None and not ranks.enabled  # ranks would disagree on where to stop
+    limited = time_limit is not None
     order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(0)) if limited else None
     deadline = time.perf_counter() + time_limit if limited else math.inf
+    mine = iterate(ds, batch_size, max_batches, ranks.rank, ranks.world_size, order)
     try:
-        for batch in iterate(ds, batch_size, max_batches, ranks.rank, ranks.world_size, order):
+        # rounds of one batch per rank; with a time limit the ranks agree after each round whether
+        # to stop (a rank whose share is used up still takes part)
+        for _ in range(math.ceil(n_batches / ranks.world_size)):
+            batch = next(mine, None)
+            if batch is None:
+                if limited and ranks.enabled and ranks.any(time.perf_counter() >= deadline):
+                    break
+                continue
             batch = _to(batch, device)
             b = len(batch["x"])
             if isinstance(model, LikelihoodModel) and validation:
@@ -376,7 +384,8 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
                 totals["nll_sq"] = totals.get("nll_sq", 0.0) + float(lp.pow(2).sum())
             n += b
             bar.update(1)
-            if time.perf_counter() >= deadline:
+            if limited and (ranks.any(time.perf_counter() >= deadline) if ranks.enabled
+                            else time.perf_counter() >= deadline):
                 break
     finally:
         bar.close()
