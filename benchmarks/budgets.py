@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[float, list[str]]] = {
     "glow-30s": (30, ["glow", "--data", "fashion-mnist", "--time", "30s"]),
     "lstm-bible-30s": (30, ["lstm", "--data", "bible", "--time", "30s"]),
     "wavenet-speech-30s": (30, ["wavenet", "--data", "speech", "--conditional", "--time", "30s"]),
+    "readme-wavenet-speech-30s": (30, ["wavenet", "--data", "speech", "--data-opt", "length=4000",
+                                       "--conditional", "--batch-size", "8", "--time", "30s"]),
 }
 QUICK = {"help": ["--help"], "list": ["list"], "train-help": ["train", "made", "--help"],
          "bad-argument": ["train", "nosuchmodel", "--steps", "1", "--out", "/tmp/unsup-nosuch"]}
@@ -67,7 +69,10 @@ def timed(argv: list[str]) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", nargs="+", choices=list(COMMANDS), default=list(COMMANDS))
+    p.add_argument("--only", nargs="*", choices=list(COMMANDS), default=list(COMMANDS),
+                   help="the budgeted commands to run (none: only the quick ones)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other entries of an existing --json file (a partial rerun)")
     p.add_argument("--repeats", type=int, default=5, help="repeats of each quick command")
     p.add_argument("--json", default=str(RESULTS / "budgets.json"), help="'' to write nothing")
     args = p.parse_args()
@@ -98,7 +103,12 @@ def main() -> None:
         print(f"{name}: {r['wall_s']:.0f} s wall ({r['wall_over_budget']:.1f}x the budget), "
               f"{r['cpu_s']:.0f} CPU s, {r['max_rss_mb']} MB; {r['seconds']}", flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2) + "\n")
+        path = Path(args.json)
+        if args.merge and path.exists():  # the runs not repeated keep their own command and commit
+            old = json.loads(path.read_text())
+            for name, run in old["runs"].items():
+                res["runs"].setdefault(name, {**run, "commit": old["commit"], "command": old["command"]})
+        path.write_text(json.dumps(res, indent=2) + "\n")
 
 
 if __name__ == "__main__":

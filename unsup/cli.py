@@ -550,6 +550,7 @@ def _resumed_settings(args: argparse.Namespace, cfg: TrainConfig, options: dict[
 def cmd_train(args: argparse.Namespace) -> int:
     t_start = time.perf_counter()
     out = Path(args.out)
+    MODELS.entry(args.model)  # an unknown name is an error (with suggestions) before anything else
     options = {k[len("model."):]: v for k, v in vars(args).items() if k.startswith("model.")}
     cfg = _train_config(args)
     cfg.validate()  # before the (possibly slow) data loading
