@@ -27,7 +27,7 @@ import torch
 
 import unsup.data as udata
 from unsup import probe
-from unsup.models.cpc_audio import NEGATIVES
+from unsup.models.representation.cpc_audio import NEGATIVES
 from unsup.plots import save_chart
 from unsup.train.runs import load_run
 

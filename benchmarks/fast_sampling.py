@@ -6,7 +6,7 @@ shape ``(1, 28, 28)`` -- draw ``n`` samples:
 
 * naive (``fast=False``): one full forward pass per pixel, 784 passes;
 * cached (``fast=True``): every activation computed once, when its position comes up
-  (``unsup/models/cached_conv.py``).
+  (``unsup/nn/cached_conv.py``).
 
 Both start from the same seed; the script asserts that they return the same samples. The naive
 sampler runs once, the cached one ``--fast-rounds`` times around it (the figure is the median).

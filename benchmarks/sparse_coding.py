@@ -21,7 +21,8 @@ import torch
 
 import unsup.data as udata
 from unsup.models import create
-from unsup.models.sparse_coding import energy, save_atoms
+from unsup.models.representation.sparse_coding import energy
+from unsup.plots import save_atoms
 
 
 def main() -> None:

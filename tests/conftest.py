@@ -2,9 +2,16 @@
 
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+# The shared test helpers (cli_helpers, model_checks) import by name from any test directory.
+for _helpers in (Path(__file__).parent, Path(__file__).parent / "models"):
+    if str(_helpers) not in sys.path:
+        sys.path.insert(0, str(_helpers))
 
 
 @pytest.fixture(autouse=True)

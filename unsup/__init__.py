@@ -6,9 +6,9 @@
 >>> model.loss(train.batch(torch.arange(8)))["bpd"]
 """
 
-from unsup import data
+from unsup import data, train  # train registers the data sources that read trained runs
 from unsup.errors import UnsupError
 from unsup.models import create
+from unsup.version import __version__
 
-__version__ = "0.1.0"
-__all__ = ["UnsupError", "__version__", "create", "data"]
+__all__ = ["UnsupError", "__version__", "create", "data", "train"]

@@ -446,7 +446,7 @@ def _sample_until(model, n: int, deadline: float | None) -> torch.Tensor:
 def _write_latent_pictures(model, spec, out_dir: Path, n: int, test_x: torch.Tensor | None
                            ) -> list[Path]:
     """VAE-family pictures: interpolations and latent traversals (images), decoder means (2-D)."""
-    from unsup.models.vae import VAE
+    from unsup.models.latent.vae import VAE
     from unsup.plots import save_decoder_means, save_interpolations, save_traversal
 
     if not isinstance(model, VAE) or test_x is None or n <= 0:
@@ -652,12 +652,12 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, options: dict[str, Any], 
 
 def _vq_prior(model, meta: dict[str, Any], device: torch.device) -> tuple[Any, dict[str, Any]] | None:
     """For a likelihood model trained on ``vq-codes:RUN``: it and that run's VQ-VAE as one image
-    model (:class:`~unsup.models.vqvae.VQVAEWithPrior`) and the data arguments of the VQ-VAE's
+    model (:class:`~unsup.models.latent.vqvae.VQVAEWithPrior`) and the data arguments of the VQ-VAE's
     images; ``None`` for any other run."""
     name = (meta.get("data") or {}).get("name") or ""
     if not name.startswith("vq-codes:") or not isinstance(model, LikelihoodModel):
         return None
-    from unsup.models.vqvae import VQVAE, VQVAEWithPrior
+    from unsup.models.latent.vqvae import VQVAE, VQVAEWithPrior
 
     which = (meta["data"].get("options") or {}).get("checkpoint", "best")
     vq, vq_meta = load_run(name.split(":", 1)[1], which, device=device)
@@ -942,7 +942,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
 def cmd_words(args: argparse.Namespace) -> int:
     """``unsup words RUN``: neighbours and analogies of a word2vec run's vectors."""
-    from unsup.models.word2vec import Word2Vec, write_vectors
+    from unsup.models.representation.word2vec import Word2Vec, write_vectors
 
     if args.k < 1:
         raise ConfigError(f"--k must be >= 1, got {args.k}")

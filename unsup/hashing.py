@@ -11,7 +11,7 @@ examples of the same class. This module holds what does not depend on how the co
   data, and :func:`random_projection_codes`, the signs of ``bits`` random Gaussian projections of
   centred data (locality-sensitive hashing for the angle, Charikar 2002 [2]).
 
-The learned hash is :class:`unsup.models.hashing_ae.HashingAutoencoder` (``codes(x)``).
+The learned hash is :class:`unsup.models.representation.hashing_ae.HashingAutoencoder` (``codes(x)``).
 
 Ties. Hamming distances take only ``bits + 1`` values, so the ``k``-th neighbour usually sits in a
 block of items at the same distance. Rather than break ties by database order (which would make

@@ -365,3 +365,16 @@ def save_chart(chart: dict[str, Any], path: str | Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def save_atoms(D: torch.Tensor, path: str | Path, patch_size: int) -> None:
+    """Write the atoms (columns of ``D``, ``(size*size, K)``) as a PNG grid of grey patches, each
+    stretched from its own minimum (black) to maximum (white)."""
+    if D.shape[0] != patch_size * patch_size:
+        raise ConfigError(f"atoms of {D.shape[0]} values are not {patch_size}x{patch_size} patches")
+    a = D.detach().float().cpu().T  # (K, size*size)
+    lo, hi = a.min(1, keepdim=True).values, a.max(1, keepdim=True).values
+    a = (a - lo) / (hi - lo).clamp_min(1e-12)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(a.view(-1, 1, patch_size, patch_size), None).save(path)

@@ -154,7 +154,7 @@ def contrast_pairs() -> tuple[torch.Tensor, torch.Tensor]:
 def contrastive_case(rank: int) -> dict:
     """NT-Xent on this process's half of the batch with negatives gathered from both; keys
     gathered for a queue; and unequal halves refused."""
-    from unsup.models.contrastive import gather, nt_xent
+    from unsup.models.representation.contrastive import gather, nt_xent
 
     z1, z2 = (z[4 * rank: 4 * rank + 4].clone().requires_grad_(True) for z in contrast_pairs())
     loss, accuracy = nt_xent(z1, z2, 0.5)
@@ -411,7 +411,7 @@ def test_rank_slices_partition_the_global_batch_and_weights_restore_its_mean():
 
 
 def test_contrastive_negatives_are_gathered_from_every_process_with_their_gradients(ddp):
-    from unsup.models.contrastive import nt_xent
+    from unsup.models.representation.contrastive import nt_xent
 
     results, _ = ddp
     z1, z2 = (z.clone().requires_grad_(True) for z in contrast_pairs())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 from typing import Any
 
 from unsup.data.base import (
@@ -22,18 +23,15 @@ from unsup.data.base import (
 from unsup.data.registry import DATASETS, SPLITS, Request, data_root, resolve
 from unsup.errors import ConfigError
 
-# Modules whose import registers sources. Each holds one family of datasets.
-_SOURCE_MODULES = ("digits", "idx", "cifar", "folder", "toy", "colored", "text", "speech", "vqcodes",
-                   "patches", "words")
-
 
 def _import_sources() -> None:
-    for mod in _SOURCE_MODULES:
-        try:
-            importlib.import_module(f"unsup.data.{mod}")
-        except ModuleNotFoundError as e:  # a source module not written yet
-            if e.name != f"unsup.data.{mod}":
-                raise
+    """Import every module of this package, so that each source has registered itself (a new
+    source module is found where it is put). Sources that read trained runs (``vq-codes``) live
+    above the models, in :mod:`unsup.train`, and register when it is imported."""
+    import unsup.data as package
+
+    for info in pkgutil.walk_packages(package.__path__, "unsup.data."):
+        importlib.import_module(info.name)
 
 
 def load(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import pkgutil
 from typing import Any
 
 from unsup.data.base import Dataset, DataSpec
@@ -13,21 +14,13 @@ from unsup.registry import Registry
 
 MODELS: Registry[type[Model]] = Registry("model")
 
-# Modules whose import registers models; one model family each.
-_MODEL_MODULES = ("histogram", "logistic_mixture", "made", "pixelcnn", "wavenet", "gated_pixelcnn",
-                  "transformer", "pixelsnail", "lstm", "bytenet", "nade", "pixelcnn_pp",
-                  "realnvp", "glow", "nice", "cdf_flow", "maf", "flowpp", "vqvae", "vae",
-                  "vae_flows", "hvae", "gumbel_vae", "pixelvae",
-                  "supervised", "autoencoder", "stacked_dae", "sparse_coding", "psd", "hashing_ae",
-                  "context_encoder", "colorization", "split_brain",
-                  "rotation", "relative_patch", "jigsaw",
-                  "simclr", "moco", "instance_discrimination", "word2vec",
-                  "cpc_image", "cpc_audio")
-
-
 def _import_models() -> None:
-    for mod in _MODEL_MODULES:
-        importlib.import_module(f"unsup.models.{mod}")
+    """Import every module of the family packages, so that each ``@register`` has run: a new model
+    module is found where it is put, with no list to update."""
+    import unsup.models as package
+
+    for info in pkgutil.walk_packages(package.__path__, "unsup.models."):
+        importlib.import_module(info.name)
 
 
 def register(name: str, summary: str = "", presets: dict[str, dict[str, Any]] | None = None):

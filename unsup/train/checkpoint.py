@@ -34,6 +34,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from unsup.errors import CheckpointError
+from unsup.version import __version__
 
 _META_KEY = "unsup"
 _DIGEST_KEY = "unsup.sha256"
@@ -87,9 +88,8 @@ def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
         if key in seen and key != -1:
             tensors[name] = t.clone()
         seen[key] = name
-    import unsup  # here, not at the top: unsup/__init__ imports models that import this module
 
-    metadata = {_META_KEY: json.dumps(structure), "unsup.version": unsup.__version__,
+    metadata = {_META_KEY: json.dumps(structure), "unsup.version": __version__,
                 "torch.version": torch.__version__}
     metadata[_DIGEST_KEY] = _digest(metadata, tensors)
 

@@ -1,0 +1,73 @@
+"""The code grids of a trained VQ-VAE as a dataset: ``vq-codes:RUN_DIR``.
+
+It lives with the training code, above the models, because it loads a trained run; importing
+:mod:`unsup.train` registers it. A VQ-VAE (:mod:`unsup.models.latent.vqvae`) maps an image to a grid of
+``h x w`` indices into its
+codebook of ``K`` codes. Seen as a ``(1, h, w)`` image with ``K`` levels, the grid is data for any
+of the autoregressive image models, which then serve as the VQ-VAE's learned prior [1]:
+
+    unsup train vqvae --data fashion-mnist --time 20m --out runs/vq
+    unsup train gated-pixelcnn --data vq-codes:runs/vq --time 20m --out runs/vq-prior
+
+Each split holds the codes of the same split of the run's own dataset (its name, representation,
+options, ``seed`` and ``val_fraction`` as stored in the checkpoint), with the original labels, so
+the prior's test set is the code grids of the VQ-VAE's test images and ``--conditional`` works.
+The run's ``best`` weights are read from ``best.safetensors`` (option ``checkpoint=last`` for the
+resume point); nothing is unpickled. Codes are computed on the CPU when the dataset is loaded.
+
+References:
+    [1] van den Oord, Vinyals, Kavukcuoglu. Neural Discrete Representation Learning. NeurIPS 2017.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from unsup.data import load
+from unsup.data.base import DataSpec, TensorDataset
+from unsup.data.registry import DATASETS, Request
+from unsup.errors import ConfigError
+from unsup.models.base import LikelihoodModel
+from unsup.models.latent.vqvae import VQVAE, VQVAEWithPrior
+from unsup.train.runs import load_run
+
+_CHUNK = 512  # images encoded at a time
+
+
+@DATASETS.register(
+    "vq-codes:PATH",
+    "code grids (1, h, w) of a trained vqvae run's dataset, K levels, its labels (option checkpoint)",
+)
+def vq_codes(req: Request) -> TensorDataset:
+    assert req.arg is not None  # resolve() guarantees a path after ':'
+    which = req.option("checkpoint", "best")
+    if which not in ("best", "last"):
+        raise ConfigError(f"{req.name}: option checkpoint must be best or last, got {which!r}")
+    model, meta = load_run(req.arg, which)
+    if not isinstance(model, VQVAE):
+        raise ConfigError(f"{req.name}: {req.arg} holds a {meta['model']} run; vq-codes needs a "
+                          f"vqvae run (`unsup train vqvae --out {req.arg}`)")
+    d = meta["data"]
+    images = load(d["name"], req.split, d.get("representation", "native"),
+                  root=req.root or d.get("root"), download=req.download or d.get("download", False),
+                  val_fraction=d.get("val_fraction", 0.1), seed=d.get("seed", 0),
+                  **(d.get("options") or {}))
+    if not isinstance(images, TensorDataset):
+        raise ConfigError(f"{req.name}: the run's data {d['name']!r} is not an image dataset")
+    codes = torch.cat([model.encode(images.x[i:i + _CHUNK]) for i in range(0, len(images), _CHUNK)])
+    h, w = model.code_shape
+    spec = DataSpec((1, h, w), model.codebook_size, images.spec.num_classes, "image")
+    return TensorDataset(codes.view(-1, 1, h, w), spec, y=images.y, name=req.name, split=req.split,
+                         class_names=images.class_names)
+
+
+def load_vqvae_with_prior(vqvae_run: str, prior_run: str,
+                          device: str | torch.device = "cpu") -> VQVAEWithPrior:
+    """:class:`VQVAEWithPrior` from the run directories of a ``vqvae`` and of its prior."""
+    vq, meta = load_run(vqvae_run, device=device)
+    if not isinstance(vq, VQVAE):
+        raise ConfigError(f"{vqvae_run} holds a {meta['model']} run, not a vqvae")
+    prior, pmeta = load_run(prior_run, device=device)
+    if not isinstance(prior, LikelihoodModel):
+        raise ConfigError(f"{prior_run} holds a {pmeta['model']}, which has no likelihood")
+    return VQVAEWithPrior(vq, prior).eval()
