@@ -26,7 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from unsup.cli import _write_pictures  # noqa: E402
+from unsup.cli.pictures import write_pictures  # noqa: E402
 from unsup.plots import save_rows  # noqa: E402
 from unsup.train.runs import load_run, run_data  # noqa: E402
 
@@ -75,7 +75,7 @@ def pictures(names: list[str]) -> list[Path]:
         out = ROOT / "runs" / "bench" / name / "pictures"
         out.mkdir(parents=True, exist_ok=True)
         pick = torch.linspace(0, len(test) - 1, 16).long()  # spread over the test set: every class
-        for path in _write_pictures(model.eval(), model.spec, out, 16, test.x[pick], test.y[pick]):
+        for path in write_pictures(model.eval(), out, 16, test.x[pick], test.y[pick]):
             target = ROOT / "docs" / "figures" / f"{name}-{path.name}"
             target.write_bytes(path.read_bytes())
             written.append(target)

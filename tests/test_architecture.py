@@ -105,3 +105,38 @@ def test_tests_mirror_the_families(family):
     sources = {p.stem for p in (PACKAGE / "models" / family).glob("*.py")}
     assert tests.is_dir() and all(p.stem[len("test_"):] in sources | {"flows"}
                                   for p in tests.glob("test_*.py"))
+
+
+def _model_classes() -> set[str]:
+    """Every model class of unsup (subclasses of Model), but the interface itself."""
+    from unsup.models.base import LikelihoodModel, Model
+
+    names()
+    found, todo = set(), [Model]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub.__module__.startswith("unsup.models"):
+                found.add(sub.__name__)
+            todo.append(sub)
+    return found - {Model.__name__, LikelihoodModel.__name__}
+
+
+def test_the_command_line_and_the_training_loop_name_no_model_class():
+    classes = _model_classes()
+    assert {"VAE", "Word2Vec", "VQVAE", "Glow"} <= classes
+    generic = [*(PACKAGE / "cli").glob("*.py"),
+               *(p for p in (PACKAGE / "train").glob("*.py") if p.name != "vqcodes.py")]
+    named = []
+    for path in generic:
+        for node in ast.walk(ast.parse(path.read_text())):
+            ident = node.id if isinstance(node, ast.Name) else node.attr if isinstance(
+                node, ast.Attribute) else None
+            names_imported = [a.name for a in node.names] if isinstance(node, ast.ImportFrom) else []
+            named += [f"{path.name}: {n}" for n in [ident, *names_imported] if n in classes]
+    assert not named, f"model classes named in generic code: {named}"
+
+
+def test_each_command_line_module_is_short():
+    long = {p.name: n for p in (PACKAGE / "cli").glob("*.py")
+            if (n := len(p.read_text().splitlines())) > 250}
+    assert not long, f"unsup/cli modules over 250 lines: {long}"

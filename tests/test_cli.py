@@ -6,7 +6,8 @@ import pytest
 from cli_helpers import run
 
 import unsup.models
-from unsup.cli import main, parse_duration
+from unsup.cli import main
+from unsup.cli.options import parse_duration
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -378,3 +379,27 @@ def save_atoms(D: torch.Tensor, path: str | Path, patch_size: int) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image_grid(a.view(-1, 1, patch_size, patch_size), None).save(path)
+
+
+# --- the pictures `unsup train` draws, by the names models give in Model.pictures() ------------
+# Each takes the model, test examples ``x`` with labels ``y`` (or None), the number ``n`` of
+# examples a grid shows, and the path. ("samples" is drawn by the caller, which may stop a slow
+# sampler at a deadline.)
+
+def _picture_density(model: Any, x: torch.Tensor, y: torch.Tensor | None, n: int, path: Path) -> None:
+    if model.spec.levels is not None:
+        save_density(model, model.spec, x, path)
+    else:
+        save_density_continuous(model, x, path)
+
+
+PICTURES: dict[str, Callable[[Any, torch.Tensor, torch.Tensor | None, int, Path], None]] = {
+    "density": _picture_density,
+    "latents": lambda model, x, y, n, path: save_latents(model, x, path, y),
+    "reconstructions": lambda model, x, y, n, path: save_reconstructions(
+        x[:min(n, 32)], model.reconstruct(x[:min(n, 32)].to(model.device)), model.spec, path),
+    "interpolations": lambda model, x, y, n, path: save_interpolations(
+        model, x[:16].to(model.device), path),
+    "traversal": lambda model, x, y, n, path: save_traversal(model, x[:1000].to(model.device), path),
+    "decoder-means": lambda model, x, y, n, path: save_decoder_means(model, x.to(model.device), path),
+}

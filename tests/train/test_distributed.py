@@ -71,7 +71,7 @@ def train_made(batch_size: int, out: Path | None = None) -> dict:
 class TinySE(Tiny):
     """Tiny with an importance-sampling-style ``log_prob_with_se`` (deterministic here)."""
 
-    def log_prob_with_se(self, x):
+    def log_prob_with_se(self, x, y=None):
         return self.log_prob(x), 0.1 + x.flatten(1).float().mean(1)
 
 

@@ -11,6 +11,7 @@ import os
 import pkgutil
 from typing import Any
 
+from unsup.data.args import DataArgs
 from unsup.data.base import (
     REPRESENTATIONS,
     Batch,
@@ -78,6 +79,7 @@ def names() -> list[str]:
 
 
 __all__ = [
+    "DataArgs",
     "DATASETS", "REPRESENTATIONS", "SPLITS", "Batch", "DataSpec", "Dataset", "Request",
     "TensorDataset", "WindowDataset", "load", "names",
 ]

@@ -58,19 +58,20 @@ def config_for(name: str, preset: str | None = None, **options: Any) -> Any:
 def create(name: str, data: DataSpec | Dataset, preset: str | None = None, **options: Any) -> Model:
     """Build model ``name`` for ``data`` (a :class:`DataSpec` or a dataset).
 
-    When ``data`` is the training set, a model whose config has an ``examples`` field left at 0 (a
-    memory bank with a row per training example) gets ``len(data)``, and a model with a
-    ``prepare(data)`` method takes what it keeps of the data's statistics (word counts).
+    When ``data`` is the training set, the model's :meth:`~Model.fit_config` fills in options that
+    depend on it (a memory bank's rows) and :meth:`~Model.prepare` takes what the model keeps of
+    its statistics (word counts).
 
     Raises:
         ConfigError: unknown model, preset or option, or data the model cannot handle.
     """
     spec = data.spec if isinstance(data, Dataset) else data
     config = config_for(name, preset, **options)
-    if isinstance(data, Dataset) and getattr(config, "examples", None) == 0:
-        config.examples = len(data)  # a memory bank's rows: one per training example
-    model = MODELS.get(name)(spec, config)
-    if isinstance(data, Dataset) and hasattr(model, "prepare"):
+    cls = MODELS.get(name)
+    if isinstance(data, Dataset):
+        cls.fit_config(config, data)  # options that depend on the training set (a bank's rows)
+    model = cls(spec, config)
+    if isinstance(data, Dataset):
         model.prepare(data)  # statistics of the training data the model keeps (word counts)
     return model
 

@@ -84,14 +84,61 @@ def check_labels(
 class Model(nn.Module):
     """Base class. Subclasses set ``Config`` and implement :meth:`loss`.
 
+    Besides :meth:`loss`, a model declares here what else it can do; the command line and the
+    reports ask these attributes and methods and never test for a class. The defaults say "no".
+
     Attributes:
         Config: the dataclass holding the model's hyper-parameters.
         spec: the data the model was built for.
         config: the model's config instance.
+        encodes: ``encode(x)`` gives ``(B, D)`` features that ``unsup probe`` can judge.
+        reconstructs: ``reconstruct(x)`` maps examples to their reconstructions (autoencoders).
+        embeds_words: ``neighbours(i, k)`` and ``analogy(a, b, c, k)`` answer word queries and
+            ``export(vocab, path)`` writes the vectors (``unsup words``).
+        num_classes: classes of a class-conditional model (``None``: unconditional).
     """
 
     Config: ClassVar[type]
-    encodes: ClassVar[bool] = False  # encode(x) -> (B, D) features that `unsup probe` can judge
+    encodes: ClassVar[bool] = False
+    reconstructs: ClassVar[bool] = False
+    embeds_words: ClassVar[bool] = False
+    num_classes: int | None = None
+
+    @classmethod
+    def fit_config(cls, config: Any, data: Any) -> None:
+        """Fill in options that depend on the training set before the model is built (a memory
+        bank's row count); called by :func:`unsup.models.create` with a dataset. Default: none."""
+
+    def prepare(self, data: Any) -> None:
+        """Keep statistics of the training set (word counts); called by
+        :func:`unsup.models.create` with a dataset. Default: nothing to keep."""
+
+    def pictures(self) -> tuple[str, ...]:
+        """Which of the pictures of :data:`unsup.plots.PICTURES` suit this model and its data,
+        drawn by ``unsup train`` from test examples (``samples``, ``density``,
+        ``reconstructions``, ``interpolations``, ...). Default: test images beside their
+        reconstructions for a model that ``reconstructs`` images, else none."""
+        return ("reconstructions",) if self.reconstructs and self.spec.kind == "image" else ()
+
+    def illustrations(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+        """Pictures of what the model does to examples ``x``: ``{name: rows}``, each row a
+        ``(B, C, H, W)`` float tensor in ``[0, 1]``; ``unsup train`` saves each as ``NAME.png``.
+        Default: nothing to show."""
+        return {}
+
+    def charts(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, dict]:
+        """Charts measured on test examples: ``{name: {"title", "xlabel", "ylabel", "series":
+        {label: (xs, ys)}}}``; ``unsup train`` draws each as ``NAME.png``. Default: none."""
+        return {}
+
+    def latent_report(self, x: torch.Tensor) -> dict[str, Any]:
+        """Numbers about the model's latent code on examples ``x`` (KL, active units), reported
+        with test and ``unsup eval`` results. Default: none."""
+        return {}
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstructions of ``x`` (models with ``reconstructs``)."""
+        raise ConfigError(f"{type(self).__name__} does not reconstruct its input")
 
     def __init__(self, spec: DataSpec, config: Any) -> None:
         super().__init__()
@@ -171,7 +218,11 @@ class LikelihoodModel(Model):
     """
 
     exact_likelihood: ClassVar[bool] = True
-    num_classes: int | None = None  # set by class-conditional models
+    supports_fast_sampling: ClassVar[bool] = False  # sample(..., fast=False) is the naive sampler
+    completes: ClassVar[bool] = False  # complete(x, known, ...) fills in hidden pixels of images
+    interpolates: ClassVar[bool] = False  # interpolate(a, b, steps) walks between two examples
+    variable_length: ClassVar[bool] = False  # sample(..., length=T) draws sequences of any length
+    latent_map: ClassVar[bool] = False  # encode(x) maps data to latents of its own shape (flows)
 
     def labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
         """Checked labels on the model's device for a conditional model; None otherwise."""
@@ -197,6 +248,33 @@ class LikelihoodModel(Model):
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) (or log p(x | y)) in nats, shape ``(B,)``."""
         raise NotImplementedError
+
+    def log_prob_with_se(self, x: torch.Tensor, y: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``log_prob(x, y)`` and the Monte-Carlo standard error of each estimate (``None`` for
+        an exact or deterministic score, the default); what final evaluation reports."""
+        return self.log_prob(x, y), None
+
+    def use_importance_samples(self, k: int) -> None:
+        """Score with ``k`` importance samples from now on (``unsup eval --importance-samples``).
+
+        Raises:
+            ConfigError: the model's score is exact or deterministic (the default).
+        """
+        raise ConfigError(f"--importance-samples applies to latent-variable models (vae, iwae, "
+                          f"...); {type(self).__name__} has an exact or deterministic score")
+
+    def pictures(self) -> tuple[str, ...]:
+        """A sample grid for images and 1-D/2-D data; for 1-D/2-D data the learned density, and
+        for continuous ones the latent space of a model with a ``latent_map``."""
+        s = self.spec
+        low_dim = s.kind == "vector" and s.shape in ((1,), (2,))
+        if s.kind != "image" and not low_dim:
+            return super().pictures()  # sequences: `unsup sample DIR --out FILE.wav|.txt`
+        if not low_dim:
+            return super().pictures() + ("samples",)
+        latents = ("latents",) if self.latent_map and s.levels is None else ()
+        return super().pictures() + ("samples", "density", *latents)
 
     def validation_log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """What validation during training scores, ``(B,)``: :meth:`log_prob` unless that is too

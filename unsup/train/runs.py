@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from unsup.data.args import DataArgs
 from unsup.data.base import DataSpec
 from unsup.errors import CheckpointError
 from unsup.models import MODELS, Model, config_for
@@ -52,12 +54,20 @@ def load_run(run_dir: str | Path, which: str = "best",
     return model.to(device).eval(), meta
 
 
+# data-name prefix -> the view of a model trained on data derived from another run (vq-codes)
+VIEWS: dict[str, Callable[..., Any]] = {}
+
+
+def original_view(model: Model, meta: dict[str, Any], device: str | torch.device = "cpu"):
+    """For a run trained on data derived from another run (a prior over a VQ-VAE's codes): the
+    model of the original data and that data's :class:`~unsup.data.DataArgs`, registered in
+    :data:`VIEWS` by the source that derives the data; ``None`` for any other run."""
+    prefix = ((meta.get("data") or {}).get("name") or "").split(":", 1)[0]
+    view = VIEWS.get(prefix)
+    return view(model, meta, device) if view is not None else None
+
+
 def run_data(meta: dict[str, Any], split: str):
     """The split ``"train"``, ``"val"`` or ``"test"`` of the data a run was trained on, as its
-    ``meta["data"]`` (name, representation, root, validation fraction, seed, options) describes."""
-    import unsup.data as udata
-
-    d = meta["data"]
-    return udata.load(d["name"], split, d["representation"], root=d.get("root"),
-                      download=d.get("download", False), val_fraction=d["val_fraction"],
-                      seed=d["seed"], **(d.get("options") or {}))
+    ``meta["data"]`` (:class:`~unsup.data.DataArgs`) describes."""
+    return DataArgs.from_dict(meta["data"]).load(split)

@@ -26,7 +26,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,8 @@ class TrainConfig:
     Attributes:
         steps: stop after this many optimiser steps.
         epochs: stop after this many passes over the training set (may be fractional).
-        time: stop after this many seconds of wall-clock training.
+        time: stop after this many seconds of wall-clock training (its periodic validations
+            included; the end of a ``unsup train`` run has its own budget, ``--eval-time``).
             At least one budget is required; training stops at the first one reached.
         batch_size: examples per step; under torchrun the global batch, which the processes
             split among themselves (see :mod:`unsup.train.distributed`).
@@ -107,22 +108,24 @@ class TrainConfig:
             (:func:`evaluate`'s ``time_limit``), so a short budget is not followed by a long wait.
     """
 
+    # ``metadata`` tells the command line (which generates an option per field) what a value looks
+    # like: ``choices``, a ``duration`` (90s, 10m), or ``cli=False`` for a field it sets itself.
     steps: int | None = None
     epochs: float | None = None
-    time: float | None = None
+    time: float | None = field(default=None, metadata={"duration": True})
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
-    optimizer: str = "adamw"
+    optimizer: str = field(default="adamw", metadata={"choices": ("adamw", "sgd", "lars")})
     momentum: float = 0.9
     warmup: int = 0
-    schedule: str = "constant"
+    schedule: str = field(default="constant", metadata={"choices": ("constant", "cosine")})
     clip: float = 0.0
     ema: float = 0.0
-    amp: str = "auto"
+    amp: str = field(default="auto", metadata={"choices": ("auto", "off", "bf16", "fp16")})
     compile: bool = False
     channels_last: bool = False
-    prefetch: str = "auto"
+    prefetch: str = field(default="auto", metadata={"choices": ("auto", "on", "off")})
     device: str = "auto"
     seed: int = 0
     eval_every: int = 500
@@ -132,10 +135,10 @@ class TrainConfig:
     tensorboard: bool = True
     sync_bn: bool = False
     keep_last: int = 1
-    on_divergence: str = "stop"
+    on_divergence: str = field(default="stop", metadata={"choices": ("stop", "rollback")})
     rollback_lr_factor: float = 0.5
     max_rollbacks: int = 3
-    final_eval_time: float | None = None
+    final_eval_time: float | None = field(default=None, metadata={"cli": False})  # --eval-time
 
     def validate(self, n_train: int | None = None) -> None:
         """Raise a :class:`ConfigError` for inconsistent options (and an empty training set)."""
@@ -326,8 +329,9 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     For likelihood models the result holds ``nll`` (nats per example), ``bpd`` (bits per
     dimension), ``exact`` (False when ``log_prob`` is a bound) and ``n`` (examples); otherwise the
     example-weighted mean of each entry of ``model.loss``. With ``validation`` the score is the
-    model's ``validation_log_prob`` (a cheaper bound for latent-variable models). Models with a
-    ``log_prob_with_se`` (importance-sampled estimates) also report ``nll_se``: the Monte-Carlo
+    model's ``validation_log_prob`` (a cheaper bound for latent-variable models). Models whose
+    ``log_prob_with_se`` gives standard errors (importance-sampled estimates) also report ``nll_se``: the
+    Monte-Carlo
     standard error of the mean NLL on these examples, ``sqrt(sum_i se_i^2) / n``.
 
     Under torch.distributed every rank must call it: each evaluates its share of the batches
@@ -366,12 +370,11 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
             b = len(batch["x"])
             if isinstance(model, LikelihoodModel) and validation:
                 lp = model.validation_log_prob(batch["x"], batch.get("y")).double()
-            elif isinstance(model, LikelihoodModel) and hasattr(model, "log_prob_with_se"):
-                lp, se = model.log_prob_with_se(batch["x"])
-                lp, se = lp.double(), se.double()
-                totals["se_sq"] = totals.get("se_sq", 0.0) + float(se.pow(2).sum())
-            elif isinstance(model, LikelihoodModel):
-                lp = model.log_prob(batch["x"], batch.get("y")).double()
+            elif isinstance(model, LikelihoodModel):  # se: None for exact or deterministic scores
+                lp, se = model.log_prob_with_se(batch["x"], batch.get("y"))
+                lp = lp.double()
+                if se is not None:
+                    totals["se_sq"] = totals.get("se_sq", 0.0) + float(se.double().pow(2).sum())
             else:
                 lp = None
                 losses = model.loss(batch)

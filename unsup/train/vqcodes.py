@@ -21,15 +21,17 @@ References:
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from unsup.data import load
+from unsup.data import DataArgs
 from unsup.data.base import DataSpec, TensorDataset
 from unsup.data.registry import DATASETS, Request
 from unsup.errors import ConfigError
 from unsup.models.base import LikelihoodModel
 from unsup.models.latent.vqvae import VQVAE, VQVAEWithPrior
-from unsup.train.runs import load_run
+from unsup.train.runs import VIEWS, load_run
 
 _CHUNK = 512  # images encoded at a time
 
@@ -47,13 +49,11 @@ def vq_codes(req: Request) -> TensorDataset:
     if not isinstance(model, VQVAE):
         raise ConfigError(f"{req.name}: {req.arg} holds a {meta['model']} run; vq-codes needs a "
                           f"vqvae run (`unsup train vqvae --out {req.arg}`)")
-    d = meta["data"]
-    images = load(d["name"], req.split, d.get("representation", "native"),
-                  root=req.root or d.get("root"), download=req.download or d.get("download", False),
-                  val_fraction=d.get("val_fraction", 0.1), seed=d.get("seed", 0),
-                  **(d.get("options") or {}))
+    d = DataArgs.from_dict(meta["data"])
+    d.root, d.download = req.root or d.root, req.download or d.download
+    images = d.load(req.split)
     if not isinstance(images, TensorDataset):
-        raise ConfigError(f"{req.name}: the run's data {d['name']!r} is not an image dataset")
+        raise ConfigError(f"{req.name}: the run's data {d.name!r} is not an image dataset")
     codes = torch.cat([model.encode(images.x[i:i + _CHUNK]) for i in range(0, len(images), _CHUNK)])
     h, w = model.code_shape
     spec = DataSpec((1, h, w), model.codebook_size, images.spec.num_classes, "image")
@@ -71,3 +71,21 @@ def load_vqvae_with_prior(vqvae_run: str, prior_run: str,
     if not isinstance(prior, LikelihoodModel):
         raise ConfigError(f"{prior_run} holds a {pmeta['model']}, which has no likelihood")
     return VQVAEWithPrior(vq, prior).eval()
+
+
+def image_view(model: Any, meta: dict[str, Any], device: str | torch.device = "cpu"
+               ) -> tuple[VQVAEWithPrior, DataArgs] | None:
+    """For a likelihood model trained on ``vq-codes:RUN``: it and that run's VQ-VAE as one model
+    of the VQ-VAE's images (:class:`VQVAEWithPrior`: its bound in bits/dim, decoded samples), and
+    the data arguments of those images; ``None`` for a model trained on anything else."""
+    name = (meta.get("data") or {}).get("name") or ""
+    if not name.startswith("vq-codes:") or not isinstance(model, LikelihoodModel):
+        return None
+    which = (meta["data"].get("options") or {}).get("checkpoint", "best")
+    vq, vq_meta = load_run(name.split(":", 1)[1], which, device=device)
+    if not isinstance(vq, VQVAE):
+        raise ConfigError(f"{name}: not a vqvae run")
+    return VQVAEWithPrior(vq, model).eval(), DataArgs.from_dict(vq_meta["data"])
+
+
+VIEWS["vq-codes"] = image_view

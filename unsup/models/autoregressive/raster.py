@@ -40,6 +40,7 @@ class RasterSampling(LikelihoodModel):
     """
 
     supports_fast_sampling: ClassVar[bool] = True
+    completes: ClassVar[bool] = True
     image_shape: tuple[int, int, int]
     levels: int
     groups: int

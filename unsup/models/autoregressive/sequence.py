@@ -90,6 +90,7 @@ class SequenceModel(LikelihoodModel):
     """
 
     supports_fast_sampling: ClassVar[bool] = True
+    completes: ClassVar[bool] = True
     levels: int
     length: int
 

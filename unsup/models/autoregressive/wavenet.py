@@ -133,6 +133,7 @@ class WaveNet(LikelihoodModel):
 
     Config = WaveNetConfig
     supports_fast_sampling = True
+    variable_length = True
 
     def __init__(self, spec: DataSpec, config: WaveNetConfig | None = None) -> None:
         c = config or WaveNetConfig()

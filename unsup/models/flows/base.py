@@ -72,6 +72,8 @@ class FlowModel(LikelihoodModel):
     """
 
     supports_fast_sampling = False  # sampling is already one pass
+    interpolates = True
+    latent_map = True
     flow: Flow
 
     def __init__(self, spec: DataSpec, config) -> None:

@@ -163,6 +163,8 @@ class _UniformBaseFlow(LikelihoodModel):
     """Shared by both models: data checks, the scale of discrete data, a coordinate's exact
     log-likelihood under a mixture, and sampling by inversion."""
 
+    latent_map = True
+
     def __init__(self, spec: DataSpec, config) -> None:
         super().__init__(spec, config)
         name = type(self).__name__

@@ -176,6 +176,25 @@ class VAE(LikelihoodModel):
 
     analytic_kl: bool = True  # q and p are the diagonal and the standard Gaussian of this class
     continuous_latents: bool = True  # codes can be swept coordinate by coordinate (traversals)
+    reconstructs = True
+    interpolates = True
+
+    def use_importance_samples(self, k: int) -> None:
+        if k < 1:
+            raise ConfigError(f"--importance-samples must be >= 1, got {k}")
+        self.config.eval_samples = k
+
+    def pictures(self) -> tuple[str, ...]:
+        """Samples, interpolations between test images and (continuous codes) latent traversals
+        for images; for 2-D continuous data the decoder means, the density and, with a 2-D code,
+        the latent space."""
+        s = self.spec
+        if s.kind == "image":
+            return ("reconstructions", "interpolations",
+                    *(("traversal",) if self.continuous_latents else ()), "samples")
+        if s.shape == (2,) and s.levels is None:
+            return ("decoder-means", "samples", "density", *(("latents",) if self.z_dim == 2 else ()))
+        return super().pictures()
 
     def draw_posterior(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``k`` reparameterised draws ``z ~ q(z | x)`` per example and their ``log q(z | x)``:
@@ -271,12 +290,12 @@ class VAE(LikelihoodModel):
         return lse - math.log(k)
 
     @torch.no_grad()
-    def log_prob_with_se(self, x: torch.Tensor, k: int | None = None
+    def log_prob_with_se(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """Importance-sampled ``log p^(x)`` with ``k`` (default ``eval_samples``) samples and its
         delta-method standard error ``s / (m sqrt k)`` (module docstring); each ``(B,)``. One
         sample cannot estimate its own spread: with ``k = 1`` the error is NaN (not estimable)."""
-        k = k or self.config.eval_samples
+        k = k or self.config.eval_samples  # y is ignored: the VAE family is unconditional
         lse, lse2 = self._log_mean_weights(x, k)
         if k == 1:
             return lse.float(), torch.full_like(lse, math.nan).float()

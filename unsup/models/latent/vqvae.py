@@ -312,6 +312,8 @@ class VQVAE(Model):
         ConfigError: non-image or continuous data, more than 256 levels, or invalid options.
     """
 
+    reconstructs = True
+
     Config = VQVAEConfig
 
     def __init__(self, spec: DataSpec, config: VQVAEConfig | None = None) -> None:

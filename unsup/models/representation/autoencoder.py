@@ -243,6 +243,8 @@ class Autoencoder(RepresentationModel):
             level or corrupted weight out of range.
     """
 
+    reconstructs = True
+
     Config = AutoencoderConfig
 
     def __init__(self, spec: DataSpec, config: AutoencoderConfig | None = None) -> None:

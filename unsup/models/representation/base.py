@@ -69,10 +69,3 @@ class RepresentationModel(Model):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Features of raw examples ``x`` for probes, ``(B, D)``."""
         return self.features(self.images(x))
-
-    @torch.no_grad()
-    def illustrations(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
-        """Pictures of what the pretext task does to examples ``x``: ``{name: rows}``, each row a
-        ``(B, C, H, W)`` float tensor in ``[0, 1]`` (e.g. inputs, corrupted inputs, predictions).
-        ``unsup train`` saves each as ``NAME.png``; a method with nothing to show returns ``{}``."""
-        return {}

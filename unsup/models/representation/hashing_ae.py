@@ -71,6 +71,8 @@ class HashingAutoencoder(Model):
         ConfigError: options out of range.
     """
 
+    reconstructs = True
+
     Config = HashingAutoencoderConfig
     encodes = True
 

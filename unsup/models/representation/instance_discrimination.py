@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from unsup.data.base import DataSpec
+from unsup.data.base import Dataset, DataSpec
 from unsup.errors import ConfigError
 from unsup.models import register
 from unsup.models.base import Batch
@@ -78,6 +78,12 @@ class InstanceDiscrimination(ContrastiveModel):
         ConfigError: ``examples < 1`` (a model built without its training data), ``negatives <
             1`` or ``bank_momentum`` outside ``[0, 1)``.
     """
+
+    @classmethod
+    def fit_config(cls, config: InstanceDiscriminationConfig, data: Dataset) -> None:
+        """A bank row per training example: ``examples`` left at 0 becomes the set's size."""
+        if config.examples == 0:
+            config.examples = len(data)
 
     Config = InstanceDiscriminationConfig
 

@@ -96,6 +96,8 @@ class StackedDAE(RepresentationModel):
             salt-and-pepper noise on upper layers whose codes are not in ``[0, 1]``.
     """
 
+    reconstructs = True
+
     Config = StackedDAEConfig
     step: torch.Tensor
 

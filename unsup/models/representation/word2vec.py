@@ -83,6 +83,8 @@ class Word2Vec(Model):
         ConfigError: data that are not odd-length windows of words, or bad options.
     """
 
+    embeds_words = True
+
     Config = Word2VecConfig
 
     def __init__(self, spec: DataSpec, config: Word2VecConfig) -> None:
@@ -180,6 +182,10 @@ class Word2Vec(Model):
             sims[list(exclude)] = -float("inf")
         top = sims.topk(min(k, len(sims) - len(exclude)))
         return list(zip(top.indices.tolist(), top.values.tolist(), strict=True))
+
+    def export(self, vocab: list[str], path: str | Path) -> None:
+        """Write the vectors in word2vec's text format (:func:`write_vectors`)."""
+        write_vectors(self, vocab, path)
 
     def neighbours(self, word: int, k: int = 10) -> list[tuple[int, float]]:
         """The ``k`` nearest words to ``word`` (itself excluded)."""
