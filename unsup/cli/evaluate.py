@@ -12,7 +12,10 @@ from unsup.cli.options import HelpFormatter, run_data_args, run_parent
 from unsup.cli.report import describe, evaluate_report, original_data_report
 from unsup.data import SPLITS
 from unsup.errors import ConfigError
+from unsup.models import LikelihoodModel
+from unsup.quality import sample_quality_report
 from unsup.train import load_run, select_device
+from unsup.train.runs import original_view
 from unsup.train.trainer import seed_everything
 
 
@@ -31,8 +34,14 @@ def add_parser(sub: Any) -> None:
     e.add_argument("--examples", type=int, default=None, metavar="N",
                    help="evaluate on the first N examples of the split only (say so when you "
                    "report the figure)")
+    e.add_argument("--sample-quality", type=int, default=None, metavar="N",
+                   help="also draw N samples and score them in the features of the classifier that "
+                   "ships for the run's dataset: FD, KID, precision/recall, density/coverage and the "
+                   "classifier score, each beside its floor (N real training against N real test "
+                   "examples); N = 1000 or more for stable FDs")
     e.add_argument("--seed", type=int, default=0,
-                   help="seed of stochastic estimates (importance samples, dequantisation noise)")
+                   help="seed of stochastic estimates (importance samples, dequantisation noise, "
+                   "samples)")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -52,6 +61,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_report(model, ds, meta, args.batch_size)
     if args.importance_samples is not None:
         result["importance_samples"] = args.importance_samples
-    result.update(original_data_report(model, meta, args.split, args.batch_size, args.data_dir, device)[1])
+    original, bound = original_data_report(model, meta, args.split, args.batch_size, args.data_dir, device)
+    result.update(bound)
+    if args.sample_quality is not None:
+        if not isinstance(model, LikelihoodModel):
+            raise ConfigError(f"--sample-quality needs a model that samples; {meta['model']} does not")
+        view = original_view(model, meta, device)  # a prior over codes: its decoded images
+        scored, data = (model, run_data_args(args, meta)) if view is None else view
+        result["sample_quality"] = sample_quality_report(scored, data, args.sample_quality,
+                                                         args.batch_size, args.seed, not args.json)
     print(json.dumps(result) if args.json else describe(result))
     return 0

@@ -60,7 +60,7 @@ def describe(r: dict[str, Any]) -> str:
             lat = r["latent"]
             text += (f"; on the first {lat['examples']}: KL {lat['kl']:.3f} nats, "
                      f"{lat['active_units']}/{lat['latent_dims']} active units")
-        return text + _describe_partial(r)
+        return text + _describe_partial(r) + _describe_quality(r)
     return f"{r['split']}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()
                                           if isinstance(v, float)) + _describe_partial(r)
 
@@ -73,3 +73,14 @@ def _describe_partial(r: dict[str, Any]) -> str:
           if "nll_se" in p else f"; the standard error of its mean loss is {p['loss_se']:.4g}")
     return (f"\n  (on {p['n']} of {p['of']} {r['split']} examples, a uniform random subset: the "
             f"{p['seconds']:.0f} s of --eval-time ran out{se}; `unsup eval RUN` scores them all)")
+
+
+def _describe_quality(r: dict[str, Any]) -> str:
+    if "sample_quality" not in r:
+        return ""
+    q, names = r["sample_quality"], ("fd", "kid", "precision", "recall", "density", "coverage")
+    rows = [f"\n  {q['n']} samples in {q['features']} (classifier test accuracy "
+            f"{100 * q['classifier']['test_accuracy']:.1f} %):"]
+    for label, key in (("samples", "samples"), ("floor (train vs test)", "floor")):
+        rows.append(f"    {label:<22}" + ", ".join(f"{k} {q[key][k]:.4g}" for k in names))
+    return "\n".join(rows)
