@@ -40,7 +40,6 @@ References:
 
 from __future__ import annotations
 
-import kornia.augmentation as K
 import torch
 from torch import nn
 
@@ -71,6 +70,8 @@ def pipeline(name: str, channels: int, size: tuple[int, int], jitter: float = 0.
     Raises:
         ConfigError: an unknown name, channels not 1 or 3, or probabilities out of range.
     """
+    import kornia.augmentation as K  # 0.2 s to import: only when views are built
+
     if name not in PIPELINES:
         raise ConfigError(f"augmentation {name!r} is unknown; expected one of {', '.join(PIPELINES)}")
     if channels not in (1, 3):
