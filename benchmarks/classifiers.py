@@ -15,7 +15,6 @@ commands and commit. The CIFAR-10 classifier is trained on the JPEG copy beside 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import subprocess
@@ -26,6 +25,7 @@ import torch
 from recipes import CIFAR_DIR  # benchmarks/recipes.py: the script's directory is on sys.path
 
 from unsup.data import DataArgs
+from unsup.data.download import sha256sum
 from unsup.train import evaluate, load_run, save_state
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +64,7 @@ def export(names: list[str]) -> None:
         path.parent.mkdir(exist_ok=True)
         save_state(path, {"model": {k: v.contiguous() for k, v in model.state_dict().items()},
                           "meta": info})
-        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        sha = sha256sum(path)
         results[name] = {**info, "file": path.name, "sha256": sha, "bytes": path.stat().st_size}
         print(f'"{name}": ("{path.name}", "{sha}"),  # test accuracy {100 * (1 - error):.2f} %')
     out = ROOT / "benchmarks" / "results" / "classifiers.json"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-# The shared test helpers (cli_helpers, model_checks) import by name from any test directory.
+# The shared test helpers (cli_helpers, idx_files, model_checks) import by name from any test directory.
 for _helpers in (Path(__file__).parent, Path(__file__).parent / "models"):
     if str(_helpers) not in sys.path:
         sys.path.insert(0, str(_helpers))

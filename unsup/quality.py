@@ -16,7 +16,6 @@ at that sample size.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import torch
 from unsup import metrics
 from unsup.data import DataArgs, TensorDataset
 from unsup.data.base import DataSpec
+from unsup.data.download import sha256sum
 from unsup.errors import ConfigError, DataError
 from unsup.models import MODELS, config_for
 from unsup.progress import progress
@@ -67,7 +67,7 @@ def load_classifier(dataset: str, device: str | torch.device = "cpu") -> tuple[A
     path, sha = classifier_for(dataset)
     if not path.is_file():
         raise DataError(f"{path} is missing: the installation of unsup is damaged; reinstall it")
-    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    actual = sha256sum(path)
     if actual != sha:
         raise DataError(f"{path}: sha256 {actual}, expected {sha}: the installation of unsup is "
                         f"damaged; reinstall it")

@@ -2,6 +2,7 @@
 never saved, resumed runs say which options they ignore, and bad splits or a bad ``--out`` are found
 before the first step."""
 
+import io
 import json
 import math
 import os
@@ -14,6 +15,7 @@ import time
 import pytest
 import torch
 from cli_helpers import run
+from idx_files import write_mnist
 from test_nothing_lost import TRAIN, _logged_steps, cfg, data, flaky
 
 from unsup.errors import ConfigError, Interrupted, TrainingDiverged
@@ -249,21 +251,10 @@ def test_resume_keeps_the_runs_settings_and_names_the_options_it_ignored(tmp_pat
 
 # --- found before the first step -------------------------------------------------------------
 
-def _write_mnist_with_a_bad_test_file(root):
-    """MNIST in its official format (IDX: magic, sizes, bytes), with a test image file that is not IDX."""
-    root.mkdir()
-    g = torch.Generator().manual_seed(0)
-    for name, shape in (("train-images-idx3-ubyte", (60, 28, 28)), ("train-labels-idx1-ubyte", (60,)),
-                        ("t10k-labels-idx1-ubyte", (20,))):
-        header = bytes([0, 0, 8, len(shape)]) + b"".join(n.to_bytes(4, "big") for n in shape)
-        body = torch.randint(0, 10 if len(shape) == 1 else 256, shape, generator=g, dtype=torch.uint8)
-        (root / name).write_bytes(header + body.numpy().tobytes())
-    (root / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file")
-
-
 def test_a_corrupt_test_split_is_found_before_training(tmp_path, capsys):
     root = tmp_path / "mnist"
-    _write_mnist_with_a_bad_test_file(root)
+    write_mnist(root, n_train=60, gz=False)  # official IDX files, then a test image file that is not
+    (root / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file")
     out = tmp_path / "run"
     code, _, err = run(capsys, "train", "made", "--data", "mnist", "--data-dir", str(root),
                        "--represent", "binary", "--steps", "5", "--out", str(out), "--no-progress")
@@ -314,21 +305,12 @@ def test_progress_to_a_file_is_plain_lines_not_redraws(tmp_path, capsys, monkeyp
 
 
 def test_a_status_line_reports_count_rate_and_postfix():
-    class Sink:
-        text = ""
-
-        def write(self, s):
-            self.text += s
-
-        def flush(self):
-            pass
-
-    sink = Sink()
+    sink = io.StringIO()
     bar = StatusLine(total=10, desc="train", unit="step", every=0, file=sink)
     bar.update(3)
     bar.set_postfix({"loss": "0.5"})
     bar.update(2)
-    first, second = sink.text.splitlines()
+    first, second = sink.getvalue().splitlines()
     assert first.startswith("train: 3/10 steps (30%), 0:00:00 elapsed")
     assert second.startswith("train: 5/10 steps (50%)") and second.endswith("loss=0.5")
 

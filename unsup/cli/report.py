@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unsup.data import DataArgs, TensorDataset
+from unsup.data import TensorDataset
 from unsup.models.base import nats_to_bits_per_dim
 from unsup.train import evaluate
 from unsup.train.runs import original_view
@@ -42,7 +42,8 @@ def original_data_report(model, meta: dict[str, Any], split: str, batch_size: in
     if view is None:
         return None, {}
     combined, data = view
-    data = DataArgs(**{**data.to_dict(), **({"root": data_dir} if data_dir else {})})
+    if data_dir:
+        data.root = data_dir
     m = evaluate(combined, data.load(split), batch_size)
     return combined, {"image_bpd_bound": m["bpd"], "image_nll_nats_bound": m["nll"]}
 

@@ -117,11 +117,11 @@ def _resumed(args: argparse.Namespace, cfg: TrainConfig, out: Path
 
     train_given, merged = given(args, "train"), dataclasses.asdict(cfg)
     for name, kept in stored.items():
-        if name in merged and name not in RESUME_MAY_CHANGE | {"final_eval_time"}:
-            if name in train_given:
-                compare(name, train_given[name], kept)
-            merged[name] = kept
-        elif name in merged and name not in train_given and name != "final_eval_time":
+        if name not in merged or name == "final_eval_time":  # set from --eval-time below
+            continue
+        if name not in RESUME_MAY_CHANGE and name in train_given:
+            compare(name, train_given[name], kept)
+        if name not in RESUME_MAY_CHANGE or name not in train_given:
             merged[name] = kept
     model_config = dict(meta.get("model_config") or {})
     for name, value in given(args, "model").items():

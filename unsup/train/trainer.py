@@ -44,6 +44,7 @@ from unsup.train.lock import run_lock
 
 LAST, BEST = "last.safetensors", "best.safetensors"
 STEP_FILE = re.compile(r"step-(\d+)\.safetensors")  # kept checkpoints (--keep-last N > 1)
+OPTIMIZERS = ("adamw", "sgd", "lars")
 POSTFIX_METRICS = 6  # metrics beside the progress bar; metrics.csv and TensorBoard keep them all
 
 
@@ -116,7 +117,7 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
-    optimizer: str = field(default="adamw", metadata={"choices": ("adamw", "sgd", "lars")})
+    optimizer: str = field(default="adamw", metadata={"choices": OPTIMIZERS})
     momentum: float = 0.9
     warmup: int = 0
     schedule: str = field(default="constant", metadata={"choices": ("constant", "cosine")})
@@ -184,8 +185,6 @@ class TrainConfig:
         if self.max_rollbacks < 0:
             raise ConfigError(f"--max-rollbacks must be >= 0, got {self.max_rollbacks}")
 
-
-OPTIMIZERS = ("adamw", "sgd", "lars")
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -362,37 +361,46 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
         # to stop (a rank whose share is used up still takes part)
         for _ in range(math.ceil(n_batches / ranks.world_size)):
             batch = next(mine, None)
-            if batch is None:
-                if limited and ranks.enabled and ranks.any(time.perf_counter() >= deadline):
-                    break
-                continue
-            batch = _to(batch, device)
-            b = len(batch["x"])
-            if isinstance(model, LikelihoodModel) and validation:
-                lp = model.validation_log_prob(batch["x"], batch.get("y")).double()
-            elif isinstance(model, LikelihoodModel):  # se: None for exact or deterministic scores
-                lp, se = model.log_prob_with_se(batch["x"], batch.get("y"))
-                lp = lp.double()
-                if se is not None:
-                    totals["se_sq"] = totals.get("se_sq", 0.0) + float(se.double().pow(2).sum())
-            else:
-                lp = None
-                losses = model.loss(batch)
-                for k, v in losses.items():
-                    totals[k] = totals.get(k, 0.0) + float(v) * b
-                # batch means, for the standard error of a partial evaluation
-                totals["loss_sq"] = totals.get("loss_sq", 0.0) + float(losses["loss"]) ** 2 * b
-            if lp is not None:
-                totals["nll"] = totals.get("nll", 0.0) + float(-lp.sum())
-                totals["nll_sq"] = totals.get("nll_sq", 0.0) + float(lp.pow(2).sum())
-            n += b
-            bar.update(1)
+            if batch is not None:
+                n += _accumulate(model, _to(batch, device), validation, totals)
+                bar.update(1)
             if limited and (ranks.any(time.perf_counter() >= deadline) if ranks.enabled
                             else time.perf_counter() >= deadline):
                 break
     finally:
         bar.close()
         model.train(was_training)
+    return _summarise(model, ds, totals, n, limited, batch_size, max_batches)
+
+
+def _accumulate(model: Model, batch: dict[str, torch.Tensor], validation: bool,
+                totals: dict[str, float]) -> int:
+    """Add one batch's sums to ``totals`` (NLL and its square, or each loss term and the squared
+    batch loss; the squared standard errors of estimates); returns the batch size."""
+    b = len(batch["x"])
+    if isinstance(model, LikelihoodModel):
+        if validation:
+            lp, se = model.validation_log_prob(batch["x"], batch.get("y")), None
+        else:  # se: None for exact or deterministic scores
+            lp, se = model.log_prob_with_se(batch["x"], batch.get("y"))
+        lp = lp.double()
+        totals["nll"] = totals.get("nll", 0.0) + float(-lp.sum())
+        totals["nll_sq"] = totals.get("nll_sq", 0.0) + float(lp.pow(2).sum())
+        if se is not None:
+            totals["se_sq"] = totals.get("se_sq", 0.0) + float(se.double().pow(2).sum())
+        return b
+    losses = model.loss(batch)
+    for k, v in losses.items():
+        totals[k] = totals.get(k, 0.0) + float(v) * b
+    # batch means, for the standard error of a partial evaluation
+    totals["loss_sq"] = totals.get("loss_sq", 0.0) + float(losses["loss"]) ** 2 * b
+    return b
+
+
+def _summarise(model: Model, ds: Dataset, totals: dict[str, float], n: int, limited: bool,
+               batch_size: int, max_batches: int) -> dict[str, Any]:
+    """Means over the ``n`` examples (summed over the ranks), and what :func:`evaluate` reports."""
+    ranks = distributed.current()
     if ranks.enabled:  # sums (of nll, se_sq, loss terms, n) over the ranks' shares
         totals = ranks.sum({**totals, "n": float(n)})
         n = int(totals.pop("n"))
