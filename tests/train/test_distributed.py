@@ -68,6 +68,18 @@ def train_made(batch_size: int, out: Path | None = None) -> dict:
             "best_val": t.best_val}
 
 
+def train_gan() -> dict:
+    """A WGAN-GP (two phases, a double backward for the penalty) for 6 steps: its weights."""
+    points = unsup.data.load("gaussian-grid", "train", n=128)
+    torch.manual_seed(0)
+    model = unsup.create("gan", points, preset="wgan-gp", hidden=16, latent=4, n_critic=2,
+                         g_norm="none")
+    before = weights(model)
+    t = Trainer(model, points, None, cfg(batch_size=32, lr=1e-2))
+    t.fit()
+    return {"before": before, "after": weights(t.model)}
+
+
 class TinySE(Tiny):
     """Tiny with an importance-sampling-style ``log_prob_with_se`` (deterministic here)."""
 
@@ -257,6 +269,7 @@ def _worker(rank: int, tmp: str) -> None:
         torch.manual_seed(0)
         nice = unsup.create("nice", data=nice_data, hidden=16)  # has parameters that get no gradient
         r["nice_steps"] = Trainer(nice, nice_data, None, cfg(steps=3, batch_size=8)).fit()["steps"]
+        r["gan"] = train_gan()
         r["contrastive"] = contrastive_case(rank)
         r["cpc_audio"] = cpc_audio_case(rank)
         r["cpc_image"] = cpc_image_case(rank)
@@ -408,6 +421,15 @@ def test_rank_slices_partition_the_global_batch_and_weights_restore_its_mean():
         x = torch.randn(n, dtype=torch.float64)
         ddp_mean = sum((hi - lo) * world / n * x[lo:hi].mean() for lo, hi in parts) / world
         assert float(ddp_mean) == pytest.approx(float(x.mean()), rel=1e-12)
+
+
+def test_a_gan_trains_its_two_phases_in_step_on_every_process(ddp):
+    results, _ = ddp
+    ranks = [r["gan"] for r in results]
+    assert_close(ranks[0]["after"], ranks[1]["after"], rtol=0, atol=0)  # DDP keeps ranks in sync
+    for player in ("generator.", "discriminator."):
+        assert any(not torch.equal(ranks[0]["before"][k], ranks[0]["after"][k])
+                   for k in ranks[0]["before"] if k.startswith(player))
 
 
 def test_contrastive_negatives_are_gathered_from_every_process_with_their_gradients(ddp):

@@ -12,7 +12,6 @@ from unsup.cli.options import HelpFormatter, run_data_args, run_parent
 from unsup.cli.report import describe, evaluate_report, original_data_report
 from unsup.data import SPLITS
 from unsup.errors import ConfigError
-from unsup.models import LikelihoodModel
 from unsup.quality import sample_quality_report
 from unsup.train import load_run, select_device
 from unsup.train.runs import original_view
@@ -64,7 +63,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     original, bound = original_data_report(model, meta, args.split, args.batch_size, args.data_dir, device)
     result.update(bound)
     if args.sample_quality is not None:
-        if not isinstance(model, LikelihoodModel):
+        if not model.samples:
             raise ConfigError(f"--sample-quality needs a model that samples; {meta['model']} does not")
         view = original_view(model, meta, device)  # a prior over codes: its decoded images
         scored, data = (model, run_data_args(args, meta)) if view is None else view

@@ -11,7 +11,7 @@ import torch
 
 from unsup.cli.options import HelpFormatter, run_data_args, run_parent
 from unsup.errors import ConfigError
-from unsup.models import LikelihoodModel
+from unsup.models import Model
 from unsup.train import load_run, select_device
 from unsup.train.runs import original_view
 
@@ -47,7 +47,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--seed", type=int, default=0, help="seed of the samples")
 
 
-def _text_vocab(model: LikelihoodModel, meta: dict[str, Any]) -> bytes:
+def _text_vocab(model: Model, meta: dict[str, Any]) -> bytes:
     """The symbol -> byte table of a text model's data (its dataset reloaded from the run)."""
     name = meta["data"]["name"]
     if model.spec.kind == "sequence":
@@ -78,7 +78,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.temperature <= 0:
         raise ConfigError(f"--temperature must be positive, got {args.temperature}")
     model, meta = load_run(args.run, args.checkpoint, device=select_device(args.device))
-    if not isinstance(model, LikelihoodModel):
+    if not model.samples:
         raise ConfigError(f"{meta['model']} cannot sample")
     suffix = Path(args.out).suffix.lower()
     if args.length is not None:
@@ -124,7 +124,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def _complete(args: argparse.Namespace, model: LikelihoodModel, meta: dict[str, Any],
+def _complete(args: argparse.Namespace, model: Model, meta: dict[str, Any],
               naive: dict[str, bool]) -> int:
     """``unsup sample --complete N``: the model fills in the bottom half of N test images."""
     from unsup.plots import save_completions
@@ -149,7 +149,7 @@ def _complete(args: argparse.Namespace, model: LikelihoodModel, meta: dict[str, 
     return 0
 
 
-def _interpolate(args: argparse.Namespace, model: LikelihoodModel, meta: dict[str, Any]) -> int:
+def _interpolate(args: argparse.Namespace, model: Model, meta: dict[str, Any]) -> int:
     """``unsup sample --interpolate N``: latent-space lines between N pairs of test images."""
     from unsup.plots import image_grid
 

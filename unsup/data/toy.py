@@ -27,6 +27,10 @@ points whose noise carries them outside the square are redrawn, so the density i
 - ``two-moons``: two interleaved half circles, noise 0.1, label = moon;
 - ``rings``: three concentric circles of radius 1, 2, 3, noise 0.1, label = ring;
 - ``gaussian-grid``: a ``k x k`` grid of Gaussians (option ``k``, default 5), label = component;
+- ``gaussians-1d`` (1-D, on the whole line): ``0.5 N(-1, 0.25^2) + 0.5 N(1.5, 0.5^2)``, label =
+  component, for the 1-D GAN experiments (minimax against non-saturating loss);
+- ``gaussian-ring``: ``k`` Gaussians (option ``k``, default 8) of s.d. 0.01 evenly on a circle of
+  radius 0.4 about the centre (the mode-collapse test of the unrolled-GAN paper), label = component;
 - ``swiss-roll``: the 2-D spiral of the Swiss roll, unlabelled.
 
 2-D continuous on the whole plane (no unit square), after CS294-158 homework 3: ``gaussian-diag``
@@ -228,6 +232,48 @@ def gaussian_grid(req: Request) -> TensorDataset:
     spec = DataSpec((2,), None, k * k, "vector")
     return generated(req, spec, in_unit_square(raw, (0.5, 0.5), 1.0),
                      class_names=[f"({i},{j})" for i in range(k) for j in range(k)])
+
+
+@DATASETS.register(
+    "gaussians-1d",
+    "1-D continuous: 0.5 N(-1, 0.25^2) + 0.5 N(1.5, 0.5^2), a mixture for 1-D GANs, label = component",
+)
+def gaussians_1d(req: Request) -> TensorDataset:
+    def sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, 2, n)
+        x = np.where(y == 0, -1.0 + 0.25 * rng.standard_normal(n), 1.5 + 0.5 * rng.standard_normal(n))
+        return x[:, None].astype(np.float32), y
+
+    return generated(req, DataSpec((1,), None, 2, "vector"), sample,
+                     class_names=["N(-1, 0.25^2)", "N(1.5, 0.5^2)"])
+
+
+RING_RADIUS, RING_SD = 0.4, 0.01
+
+
+def ring_centres(k: int) -> np.ndarray:
+    """The ``(k, 2)`` centres of ``gaussian-ring`` in the unit square."""
+    angle = 2 * np.pi * np.arange(k) / k
+    return 0.5 + RING_RADIUS * np.stack([np.cos(angle), np.sin(angle)], 1)
+
+
+@DATASETS.register(
+    "gaussian-ring",
+    "2-D continuous: k Gaussians (option k=8, s.d. 0.01) on a circle of radius 0.4, label = component",
+)
+def gaussian_ring(req: Request) -> TensorDataset:
+    k = req.option("k", 8)
+    if k < 1:
+        raise ConfigError(f"{req.name}: option k={k} must be at least 1")
+    centres = ring_centres(k)
+
+    def raw(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.integers(0, k, n)
+        return centres[y] + RING_SD * rng.standard_normal((n, 2)), y
+
+    spec = DataSpec((2,), None, k, "vector")
+    return generated(req, spec, in_unit_square(raw, (0.5, 0.5), 1.0),
+                     class_names=[f"mode {i}" for i in range(k)])
 
 
 @DATASETS.register("swiss-roll", "2-D continuous: the Swiss-roll spiral in [0,1]^2, unlabelled")

@@ -9,7 +9,7 @@ from typing import Any
 
 from unsup.data.base import Dataset, DataSpec
 from unsup.errors import ConfigError
-from unsup.models.base import LikelihoodModel, Model
+from unsup.models.base import LikelihoodModel, Model, Phase
 from unsup.registry import Registry
 
 MODELS: Registry[type[Model]] = Registry("model")
@@ -81,4 +81,4 @@ def names() -> list[str]:
     return MODELS.names()
 
 
-__all__ = ["MODELS", "LikelihoodModel", "Model", "config_for", "create", "names", "register"]
+__all__ = ["MODELS", "LikelihoodModel", "Model", "Phase", "config_for", "create", "names", "register"]

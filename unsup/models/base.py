@@ -7,7 +7,12 @@ depends on its family:
 * likelihood models (:class:`LikelihoodModel`) add ``log_prob(x, y=None)`` -- log p(x) in nats per
   example, exact unless ``exact_likelihood`` is False (then it is a lower bound) -- and
   ``sample(n, y=None, temperature=1.0)``;
+* implicit models (GANs) sample without a likelihood (``samples`` is True);
 * representation models add ``encode(x)``.
+
+A model trained by several alternating updates (a GAN's discriminator and generator) lists them
+as :class:`Phase` objects from :meth:`Model.phases`; the training loop then runs one phase per step
+and calls ``loss(batch, phase)``. It needs to know nothing else about the model.
 
 Bits per dimension of a dataset is ``E[-log p(x)] / (D ln 2)`` with ``D = spec.dims``.
 """
@@ -16,7 +21,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -81,6 +87,27 @@ def check_labels(
     return y.long()
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One of the alternating updates of a model trained by several (:meth:`Model.phases`).
+
+    Attributes:
+        name: what the phase is called in logs (``"critic"``, ``"generator"``) and what
+            ``loss(batch, phase)`` receives.
+        params: the parameters this phase updates; every trained parameter is in exactly one phase.
+        steps: consecutive optimiser steps of this phase per round (WGAN's ``n_critic``).
+        lr: multiplier of the run's ``--lr`` for these parameters (two time-scale updates).
+        betas: Adam's ``(beta1, beta2)`` for these parameters (``None``: torch's default); ignored
+            by the SGD and LARS optimisers.
+    """
+
+    name: str
+    params: Sequence[nn.Parameter]
+    steps: int = 1
+    lr: float = 1.0
+    betas: tuple[float, float] | None = None
+
+
 class Model(nn.Module):
     """Base class. Subclasses set ``Config`` and implement :meth:`loss`.
 
@@ -96,13 +123,30 @@ class Model(nn.Module):
         embeds_words: ``neighbours(i, k)`` and ``analogy(a, b, c, k)`` answer word queries and
             ``export(vocab, path)`` writes the vectors (``unsup words``).
         num_classes: classes of a class-conditional model (``None``: unconditional).
+        samples: ``sample(n, y=None, temperature=1.0)`` draws new examples.
+        supports_fast_sampling: ``sample(..., fast=False)`` is the naive sampler.
+        completes: ``complete(x, known, ...)`` fills in hidden pixels of images.
+        interpolates: ``interpolate(a, b, steps)`` walks between two examples.
+        variable_length: ``sample(..., length=T)`` draws sequences of any length.
     """
 
     Config: ClassVar[type]
     encodes: ClassVar[bool] = False
     reconstructs: ClassVar[bool] = False
     embeds_words: ClassVar[bool] = False
+    samples: ClassVar[bool] = False
+    supports_fast_sampling: ClassVar[bool] = False
+    completes: ClassVar[bool] = False
+    interpolates: ClassVar[bool] = False
+    variable_length: ClassVar[bool] = False
     num_classes: int | None = None
+
+    def phases(self) -> tuple[Phase, ...]:
+        """The alternating updates this model is trained by, in the order of a round; the loop
+        runs ``phase.steps`` optimiser steps of each in turn, one batch per step, and calls
+        ``loss(batch, phase.name)``. Default ``()``: one update of all parameters, ``loss(batch)``.
+        """
+        return ()
 
     @classmethod
     def fit_config(cls, config: Any, data: Any) -> None:
@@ -117,8 +161,18 @@ class Model(nn.Module):
         """Which of the pictures of :data:`unsup.plots.PICTURES` suit this model and its data,
         drawn by ``unsup train`` from test examples (``samples``, ``density``,
         ``reconstructions``, ``interpolations``, ...). Default: test images beside their
-        reconstructions for a model that ``reconstructs`` images, else none."""
-        return ("reconstructions",) if self.reconstructs and self.spec.kind == "image" else ()
+        reconstructions for a model that ``reconstructs`` images, and a grid (or for 1-D and 2-D
+        vectors a histogram or scatter plot) of samples from a model that ``samples``."""
+        s = self.spec
+        pictures = ("reconstructions",) if self.reconstructs and s.kind == "image" else ()
+        if self.samples and (s.kind == "image" or self.low_dimensional):
+            pictures += ("samples",)
+        return pictures
+
+    @property
+    def low_dimensional(self) -> bool:
+        """1-D or 2-D vectors, which pictures show as a histogram or a scatter plot."""
+        return self.spec.kind == "vector" and tuple(self.spec.shape) in ((1,), (2,))
 
     def illustrations(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
         """Pictures of what the model does to examples ``x``: ``{name: rows}``, each row a
@@ -136,9 +190,36 @@ class Model(nn.Module):
         with test and ``unsup eval`` results. Default: none."""
         return {}
 
+    def labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """Checked labels on the model's device for a conditional model; None otherwise."""
+        if self.num_classes is None:
+            return None
+        return check_labels(y, self.num_classes, n, f"conditional {type(self).__name__}").to(
+            self.device)
+
+    def sample_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """Labels to sample with: ``y``, or ``arange(n) % num_classes`` (one class per column of
+        a grid) for a conditional model.
+
+        Raises:
+            ConfigError: ``y`` given to an unconditional model, or invalid labels.
+        """
+        if self.num_classes is None and y is not None:
+            raise ConfigError(f"this {type(self).__name__} is not class-conditional; train it with "
+                              f"--conditional to sample given a label")
+        if self.num_classes is not None and y is None:
+            y = torch.arange(n) % self.num_classes
+        return self.labels(y, n)
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstructions of ``x`` (models with ``reconstructs``)."""
         raise ConfigError(f"{type(self).__name__} does not reconstruct its input")
+
+    @torch.no_grad()
+    def sample(self, n: int, *, y: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """Draw ``n`` samples, shape ``(n, *spec.shape)``, using torch's global RNG (models with
+        ``samples``)."""
+        raise ConfigError(f"{type(self).__name__} cannot sample")
 
     def __init__(self, spec: DataSpec, config: Any) -> None:
         super().__init__()
@@ -146,7 +227,8 @@ class Model(nn.Module):
         self.config = config
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Training objective on one batch.
+        """Training objective on one batch (``loss(batch, phase)`` for a model with
+        :meth:`phases`; without a phase, what validation reports).
 
         Returns:
             A dict with the scalar ``"loss"`` to minimise and any other scalars worth logging
@@ -218,32 +300,8 @@ class LikelihoodModel(Model):
     """
 
     exact_likelihood: ClassVar[bool] = True
-    supports_fast_sampling: ClassVar[bool] = False  # sample(..., fast=False) is the naive sampler
-    completes: ClassVar[bool] = False  # complete(x, known, ...) fills in hidden pixels of images
-    interpolates: ClassVar[bool] = False  # interpolate(a, b, steps) walks between two examples
-    variable_length: ClassVar[bool] = False  # sample(..., length=T) draws sequences of any length
+    samples: ClassVar[bool] = True
     latent_map: ClassVar[bool] = False  # encode(x) maps data to latents of its own shape (flows)
-
-    def labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        """Checked labels on the model's device for a conditional model; None otherwise."""
-        if self.num_classes is None:
-            return None
-        return check_labels(y, self.num_classes, n, f"conditional {type(self).__name__}").to(
-            self.device)
-
-    def sample_labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        """Labels to sample with: ``y``, or ``arange(n) % num_classes`` (one class per column of
-        a grid) for a conditional model.
-
-        Raises:
-            ConfigError: ``y`` given to an unconditional model, or invalid labels.
-        """
-        if self.num_classes is None and y is not None:
-            raise ConfigError(f"this {type(self).__name__} is not class-conditional; train it with "
-                              f"--conditional to sample given a label")
-        if self.num_classes is not None and y is None:
-            y = torch.arange(n) % self.num_classes
-        return self.labels(y, n)
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x) (or log p(x | y)) in nats, shape ``(B,)``."""
@@ -265,16 +323,13 @@ class LikelihoodModel(Model):
                           f"...); {type(self).__name__} has an exact or deterministic score")
 
     def pictures(self) -> tuple[str, ...]:
-        """A sample grid for images and 1-D/2-D data; for 1-D/2-D data the learned density, and
-        for continuous ones the latent space of a model with a ``latent_map``."""
-        s = self.spec
-        low_dim = s.kind == "vector" and s.shape in ((1,), (2,))
-        if s.kind != "image" and not low_dim:
-            return super().pictures()  # sequences: `unsup sample DIR --out FILE.wav|.txt`
-        if not low_dim:
-            return super().pictures() + ("samples",)
-        latents = ("latents",) if self.latent_map and s.levels is None else ()
-        return super().pictures() + ("samples", "density", *latents)
+        """Besides samples (:meth:`Model.pictures`): for 1-D/2-D data the learned density, and for
+        continuous ones the latent space of a model with a ``latent_map``. Sequences have none:
+        ``unsup sample DIR --out FILE.wav|.txt``."""
+        if not self.low_dimensional:
+            return super().pictures()
+        latents = ("latents",) if self.latent_map and self.spec.levels is None else ()
+        return super().pictures() + ("density", *latents)
 
     def validation_log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """What validation during training scores, ``(B,)``: :meth:`log_prob` unless that is too
@@ -282,11 +337,6 @@ class LikelihoodModel(Model):
         estimate), in which case a cheaper lower bound. Final evaluation always uses ``log_prob``.
         """
         return self.log_prob(x, y)
-
-    @torch.no_grad()
-    def sample(self, n: int, *, y: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """Draw ``n`` samples, shape ``(n, *spec.shape)``, using torch's global RNG."""
-        raise NotImplementedError
 
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.nll_loss(self.log_prob(batch["x"], batch.get("y")))

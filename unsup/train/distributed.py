@@ -103,13 +103,13 @@ class _Loss(nn.Module):
     """The trainer's loss function as ``forward``: DDP only prepares its gradient all-reduce in
     ``forward``, and the trainer never calls a model's ``forward``."""
 
-    def __init__(self, model: nn.Module, loss_fn: Callable[[Batch], dict[str, torch.Tensor]]) -> None:
+    def __init__(self, model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]]) -> None:
         super().__init__()
         self.model = model  # a submodule, so that DDP finds (and synchronises) its parameters
         self.loss_fn = loss_fn  # model.loss, or a compiled version of it
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.loss_fn(batch)
+    def forward(self, batch: Batch, *phase: str) -> dict[str, torch.Tensor]:
+        return self.loss_fn(batch, *phase)
 
 
 class DataParallel:
@@ -122,10 +122,13 @@ class DataParallel:
         ctx: this process's place in the group (more than one process).
         device: the device the model is on.
         batch_size: the global batch size.
+        same_graph: every step uses the same parameters (``False`` for a model trained by
+            alternating phases, each of which updates some of them).
     """
 
-    def __init__(self, model: nn.Module, loss_fn: Callable[[Batch], dict[str, torch.Tensor]],
-                 ctx: Distributed, device: torch.device, batch_size: int) -> None:
+    def __init__(self, model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]],
+                 ctx: Distributed, device: torch.device, batch_size: int,
+                 same_graph: bool = True) -> None:
         if batch_size < ctx.world_size:
             raise ConfigError(f"--batch-size {batch_size} is the global batch: it must be at least "
                               f"the number of processes ({ctx.world_size})")
@@ -135,15 +138,17 @@ class DataParallel:
         self.weight = self.share * ctx.world_size  # b_r W / B: 1 when W divides B
         # static_graph: the set of parameters a loss uses is the same at every step, which lets
         # DDP cope with parameters that get no gradient at all (NICE's unused scales) without
-        # the per-step graph search of find_unused_parameters.
+        # the per-step graph search of find_unused_parameters. Alternating phases change the set
+        # from step to step: they need that search.
         self.ddp = nn.parallel.DistributedDataParallel(
             _Loss(model, loss_fn), device_ids=[device.index] if device.type == "cuda" else None,
-            static_graph=True)
+            static_graph=same_graph, find_unused_parameters=not same_graph)
 
-    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The model's loss on this rank's slice: the gradient of ``"loss"`` is ``b_r W / B``
-        times the local mean's, its value (and every other entry) the global-batch mean."""
-        out = self.ddp(batch)
+    def loss(self, batch: Batch, *phase: str) -> dict[str, torch.Tensor]:
+        """The model's loss on this rank's slice (in ``phase``, for a model trained by several
+        updates): the gradient of ``"loss"`` is ``b_r W / B`` times the local mean's, its value
+        (and every other entry) the global-batch mean."""
+        out = self.ddp(batch, *phase)
         names = list(out)
         local = torch.stack([out[k].detach().float().reshape(()) for k in names]) * self.share
         dist.all_reduce(local)  # sum_r (b_r / B) m_r: the means over the global batch
@@ -153,9 +158,9 @@ class DataParallel:
         return means
 
 
-def wrap(model: nn.Module, loss_fn: Callable[[Batch], dict[str, torch.Tensor]], ctx: Distributed,
+def wrap(model: nn.Module, loss_fn: Callable[..., dict[str, torch.Tensor]], ctx: Distributed,
          device: torch.device, batch_size: int, sync_bn: bool = False,
-         note: Callable[[str], Any] = warnings.warn) -> DataParallel | None:
+         note: Callable[[str], Any] = warnings.warn, same_graph: bool = True) -> DataParallel | None:
     """DDP around ``model`` and its ``loss_fn`` under more than one process (``None`` for a
     single process).
 
@@ -181,4 +186,4 @@ def wrap(model: nn.Module, loss_fn: Callable[[Batch], dict[str, torch.Tensor]], 
                               "the CPU")
         else:  # a Model is never itself a batch-norm layer, so its children are swapped in place
             nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return DataParallel(model, loss_fn, ctx, device, batch_size)
+    return DataParallel(model, loss_fn, ctx, device, batch_size, same_graph)

@@ -187,10 +187,38 @@ class TrainConfig:
 
 
 
+def parameter_groups(model: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: one of every trained parameter (a momentum encoder's are
+    not), or one per :class:`~unsup.models.base.Phase` of a model trained by several updates,
+    with that phase's learning-rate multiplier and Adam betas.
+
+    Raises:
+        ValueError: a model's phases leave out a trained parameter or name one twice.
+    """
+    trained = [p for p in model.parameters() if p.requires_grad]
+    phases = model.phases() if isinstance(model, Model) else ()
+    if not phases:
+        return [{"params": trained}]
+    groups, seen = [], set()
+    for phase in phases:
+        params = [p for p in phase.params if p.requires_grad]
+        if seen & {id(p) for p in params}:
+            raise ValueError(f"{type(model).__name__}: phase {phase.name!r} names parameters "
+                             f"an earlier phase has")
+        seen |= {id(p) for p in params}
+        group: dict[str, Any] = {"params": params, "lr": config.lr * phase.lr, "phase": phase.name}
+        if phase.betas is not None and config.optimizer == "adamw":
+            group["betas"] = tuple(float(b) for b in phase.betas)
+        groups.append(group)
+    left = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
+    if left:
+        raise ValueError(f"{type(model).__name__}: parameters {', '.join(left[:5])} are in no phase")
+    return groups
+
+
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser ``config.optimizer`` over the parameters that are trained (a momentum encoder's
-    are not)."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    """The optimiser ``config.optimizer`` over :func:`parameter_groups`."""
+    params = parameter_groups(model, config)
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                weight_decay=config.weight_decay)
@@ -199,6 +227,14 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
 
         return LARS(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def phase_round(model: torch.nn.Module) -> list[str]:
+    """The phase of each step of a round (``[]`` for a model trained by one update): step ``s``
+    runs ``round[s % len(round)]``, a function of the step alone, so a resumed run goes on with
+    the right phase."""
+    phases = model.phases() if isinstance(model, Model) else ()
+    return [phase.name for phase in phases for _ in range(phase.steps)]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -511,6 +547,11 @@ class Trainer:
         self.batches = BatchSchedule(len(train), config.batch_size, config.seed)
         self.total_steps = self._total_steps()
         self.optimizer = make_optimizer(model, config)
+        # a model trained by alternating updates: the phase of each step, and each phase's
+        # parameters, which alone receive gradients (and updates) in its steps
+        self.round = phase_round(model)
+        self._phase_params = {g["phase"]: g["params"] for g in self.optimizer.param_groups
+                              if "phase" in g}
         self.lr_scale, self.rollbacks = 1.0, 0  # lowered by rollbacks after a divergence
         self._rollback_point: dict[str, Any] | None = None  # in-memory state to roll back to
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._scaled_lr_factor)
@@ -528,7 +569,8 @@ class Trainer:
         # torchrun: DDP around the loss (None in a single process); DDP gives every rank rank 0's
         # initial weights, and ranks > 0 their own noise (_seed_rank)
         self.parallel = distributed.wrap(self.model, self.loss_fn, self.dist, self.device,
-                                         self.batches.batch_size, config.sync_bn)
+                                         self.batches.batch_size, config.sync_bn,
+                                         same_graph=not self.round)
         if self.parallel is not None:
             self.loss_fn = self.parallel.loss
             if self.ema:  # copied before DDP made rank 0's weights everyone's
@@ -724,10 +766,17 @@ class Trainer:
         if self.val_set is None:
             return None
         model = self.ema.model if self.ema else self.model
-        # at the training batch size: memory is bounded by training's, whatever the model
-        metrics = evaluate(model, self.val_set, self.cfg.batch_size, self.cfg.eval_batches,
-                           self.device, validation=True, time_limit=time_limit,
-                           desc="validation" if self.cfg.progress and self.dist.is_main else None)
+        # Validation draws its noise (latent samples, a GAN's samples) from an RNG of its own, the
+        # same at every validation: scores of checkpoints are comparable, and training's random
+        # stream does not depend on when validation ran (a resumed run validates where the
+        # uninterrupted one did not).
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(_mix(self.cfg.seed, 0x76616C, self.dist.rank))
+            # at the training batch size: memory is bounded by training's, whatever the model
+            metrics = evaluate(model, self.val_set, self.cfg.batch_size, self.cfg.eval_batches,
+                               self.device, validation=True, time_limit=time_limit,
+                               desc="validation" if self.cfg.progress and self.dist.is_main else None)
         if "partial" in metrics:
             p = metrics["partial"]
             print(f"validation: {p['n']} of {p['of']} random examples in the {time_limit:.0f} s "
@@ -736,26 +785,48 @@ class Trainer:
         return metrics
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
-            out = self.loss_fn(batch)
-        loss = out["loss"]
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss is {float(loss.detach())} at step {self.step + 1}; lower --lr, add --clip 1 or "
-                f"--warmup 500, or check the data"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        phase = self.round[self.step % len(self.round)] if self.round else None
+        with self._only_phase(phase):
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                out = self.loss_fn(batch) if phase is None else self.loss_fn(batch, phase)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"{f'the {phase} ' if phase else ''}loss is {float(loss.detach())} at step "
+                    f"{self.step + 1}; lower --lr, add --clip 1 or --warmup 500, or check the data"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
         if self.cfg.clip > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
-        self.scaler.step(self.optimizer)
+        self.scaler.step(self.optimizer)  # parameters without a gradient are left as they are
         self.scaler.update()
         self.scheduler.step()
         if self.ema:
             self.ema.update(self.model)
-        return out
+        if phase is None:
+            return out
+        return {(f"{phase}_loss" if k == "loss" else k): v for k, v in out.items()}
+
+    @contextlib.contextmanager
+    def _only_phase(self, phase: str | None) -> Iterator[None]:
+        """During a step of ``phase``, the other phases' parameters are frozen: no gradient is
+        computed for them (the generator's forward pass in a critic step builds no graph), so
+        the optimiser step leaves them unchanged."""
+        if phase is None:
+            yield
+            return
+        frozen = [p for name, params in self._phase_params.items() if name != phase for p in params]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+                p.grad = None
 
     def _draw(self, step: int) -> dict[str, torch.Tensor]:
         """The training batch of ``step`` (this rank's slice of it under torchrun)."""
@@ -794,6 +865,7 @@ class Trainer:
         bar = progress(self.total_steps, "train", "step", initial=self.step,
                        disable=not c.progress or not self.dist.is_main)
         running: dict[str, float] = {}
+        latest: dict[str, torch.Tensor] = {}
         cuda = self.device.type == "cuda"
         feed = BatchFeeder(self._draw, prefetch=c.prefetch == "on" or (c.prefetch == "auto" and cuda),
                            pin=cuda)
@@ -811,8 +883,9 @@ class Trainer:
                     out = self._train_step(_to(batch, self.device, self.memory_format))
                     self.step += 1
                     bar.update(1)
+                    latest.update(out)  # alternating phases: each phase's latest values
                     if self.step % c.log_every == 0:
-                        running = {k: float(v.detach()) for k, v in out.items()}
+                        running = {k: float(v.detach()) for k, v in latest.items()}
                         running["lr"] = self.scheduler.get_last_lr()[0]
                         self._log("train", running)
                         shown = [k for k in running if k != "lr"][:POSTFIX_METRICS]  # the rest: logs

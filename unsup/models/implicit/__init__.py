@@ -1,0 +1,6 @@
+"""Implicit models: samplers without a likelihood, trained by comparing samples with data.
+
+:mod:`~unsup.models.implicit.nets` holds the generators and discriminators; the models are the GAN
+family (minimax, non-saturating, Wasserstein, hinge; gradient penalties, spectral norm, instance
+noise; class-conditional), trained by alternating phases of the training loop.
+"""

@@ -1,0 +1,141 @@
+"""Generators and discriminators shared by the implicit models.
+
+* ``mlp`` (any data, flattened): ``layers`` linear layers of ``hidden`` units; ReLU (after batch
+  norm unless ``g_norm`` is ``none``) in the generator, leaky ReLU (0.2) in the discriminator, as in the course's 2-D GANs.
+* ``dcgan`` (images; Radford et al. 2016): the generator maps ``z`` linearly to a ``4h x s x s``
+  grid (``s = ceil(H / 4)``) and doubles it twice with stride-2 transposed convolutions (batch
+  norm and ReLU between, ``tanh`` out), cropping to ``H x W``; the discriminator mirrors it with
+  stride-2 convolutions and leaky ReLUs.
+
+Class conditioning follows the usual practice: the generator gets a learned class embedding
+concatenated to ``z``; the discriminator is a *projection* discriminator (Miyato & Koyama 2018),
+``D(x, y) = w . phi(x) + e_y . phi(x)``, so the class enters as an inner product with the features
+rather than as an input channel. ``spectral_norm`` reparametrises every weight of the
+discriminator by ``W / sigma(W)`` (torch's power-iteration parametrisation; SN-GAN).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from unsup.data.base import DataSpec
+from unsup.errors import ConfigError
+
+ARCHS = ("auto", "mlp", "dcgan")
+NORMS = ("none", "batch", "layer")
+
+
+def resolve_arch(arch: str, spec: DataSpec) -> str:
+    """``auto``: ``dcgan`` for images, ``mlp`` otherwise; ``dcgan`` needs images."""
+    if arch not in ARCHS:
+        raise ConfigError(f"arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    if arch == "auto":
+        return "dcgan" if spec.kind == "image" else "mlp"
+    if arch == "dcgan" and (spec.kind != "image" or len(spec.shape) != 3):
+        raise ConfigError(f"arch dcgan takes images (C, H, W), got {spec.kind} data of shape "
+                          f"{spec.shape}; use arch mlp")
+    return arch
+
+
+def _norm(kind: str, channels: int, image: bool) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels) if image else nn.BatchNorm1d(channels)
+    if kind == "layer":  # over all of an example's features (GroupNorm with one group for images)
+        return nn.GroupNorm(1, channels) if image else nn.LayerNorm(channels)
+    return nn.Identity()
+
+
+class Generator(nn.Module):
+    """``G(z, y)``: noise ``(N, latent)`` (and labels) to unconstrained outputs of the data's
+    shape (``tanh``-squashed when ``bounded``)."""
+
+    def __init__(self, spec: DataSpec, arch: str, latent: int, hidden: int, layers: int,
+                 num_classes: int | None = None, bounded: bool = False, norm: str = "batch") -> None:
+        super().__init__()
+        if norm not in ("none", "batch"):
+            raise ConfigError(f"g_norm must be none or batch, got {norm!r}")
+        self.shape = tuple(spec.shape)
+        self.embed = nn.Embedding(num_classes, latent) if num_classes else None
+        inp = latent * (2 if num_classes else 1)
+        if arch == "mlp":
+            dims = math.prod(self.shape)
+            body: list[nn.Module] = []
+            for i in range(layers - 1):
+                body += [nn.Linear(inp if i == 0 else hidden, hidden), _norm(norm, hidden, False), nn.ReLU()]
+            body.append(nn.Linear(hidden if layers > 1 else inp, dims))
+            self.net = nn.Sequential(*body)
+        else:
+            c, h, w = self.shape
+            grid = (4 * hidden, math.ceil(h / 4), math.ceil(w / 4))
+            self.net = nn.Sequential(
+                nn.Linear(inp, math.prod(grid)), nn.Unflatten(1, grid),
+                _norm(norm, 4 * hidden, True), nn.ReLU(),
+                nn.ConvTranspose2d(4 * hidden, 2 * hidden, 4, 2, 1), _norm(norm, 2 * hidden, True), nn.ReLU(),
+                nn.ConvTranspose2d(2 * hidden, c, 4, 2, 1))  # (N, C, 4s, 4s), cropped to (H, W)
+        self.bounded = bounded
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            z = torch.cat([z, self.embed(y)], 1)
+        out = self.net(z)
+        if len(self.shape) == 3:
+            h, w = self.shape[1:]
+            top, left = (out.shape[2] - h) // 2, (out.shape[3] - w) // 2
+            out = out[:, :, top:top + h, left:left + w]
+        out = out.reshape(len(z), *self.shape)
+        return torch.tanh(out) if self.bounded else out
+
+
+class Discriminator(nn.Module):
+    """``D(x, y)``: one real score (a logit or a critic value) per example.
+
+    ``features(x)`` is the body's output ``phi(x)`` before the final linear map (what a BiGAN's
+    joint discriminator combines with the code).
+    """
+
+    def __init__(self, spec: DataSpec, arch: str, hidden: int, layers: int, norm: str = "none",
+                 num_classes: int | None = None, spectral_norm: bool = False,
+                 extra: int = 0) -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ConfigError(f"d_norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        self.shape = tuple(spec.shape)
+        if arch == "mlp":
+            sizes = [math.prod(self.shape)] + [hidden] * (layers - 1)
+            body: list[nn.Module] = [nn.Flatten()]
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+                body += [nn.Linear(a, b), _norm(norm if i else "none", b, False), nn.LeakyReLU(0.2)]
+            self.body = nn.Sequential(*body)
+            width = sizes[-1]
+        else:
+            c, h, w = self.shape
+            self.body = nn.Sequential(
+                nn.Conv2d(c, hidden, 4, 2, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(hidden, 2 * hidden, 4, 2, 1), _norm(norm, 2 * hidden, True), nn.LeakyReLU(0.2),
+                nn.Flatten())
+            width = 2 * hidden * (h // 4) * (w // 4)
+        self.width = width
+        head_in = width + extra  # a BiGAN adds the code's features
+        self.head = nn.Linear(head_in, 1)
+        self.embed = nn.Embedding(num_classes, head_in) if num_classes else None
+        if spectral_norm:
+            for m in list(self.modules()):
+                if isinstance(m, (nn.Linear, nn.Conv2d, nn.Embedding)):
+                    _spectral_norm(m)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def score(self, h: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The score of features ``h`` (with the class projection of a conditional model)."""
+        out = self.head(h).squeeze(1)
+        if self.embed is not None:
+            out = out + (self.embed(y) * h).sum(1)
+        return out
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.score(self.features(x), y)
