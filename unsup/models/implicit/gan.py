@@ -30,9 +30,10 @@ Training alternates ``n_critic`` discriminator steps with one generator step (tw
 Discrete data are scaled to ``[-1, 1]`` (``x / (L - 1) * 2 - 1``) and the generator ends in
 ``tanh``; its samples are rounded back to the levels. Continuous data are standardised by the
 training set's mean and standard deviation (per dimension for vectors), so that the Lipschitz
-constraints and learning rates mean the same whatever the data's units. There is no likelihood: validation reports
-the unbiased MMD^2 (:mod:`unsup.nn.mmd`) between a validation batch and as many samples, a cheap
-measure of sample quality by which the best checkpoint is chosen, beside both players' losses.
+constraints and learning rates mean the same whatever the data's units. There is no likelihood:
+validation reports the unbiased MMD^2 (:mod:`unsup.nn.mmd`) between a validation batch and as many
+samples, a cheap measure of sample quality by which the best checkpoint is chosen, beside both
+players' losses.
 """
 
 from __future__ import annotations

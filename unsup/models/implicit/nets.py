@@ -1,7 +1,7 @@
 """Generators and discriminators shared by the implicit models.
 
 * ``mlp`` (any data, flattened): ``layers`` linear layers of ``hidden`` units; ReLU (after batch
-  norm unless ``g_norm`` is ``none``) in the generator, leaky ReLU (0.2) in the discriminator, as in the course's 2-D GANs.
+  norm unless ``g_norm`` is ``none``) in the generator, leaky ReLU (0.2) in the discriminator.
 * ``dcgan`` (images; Radford et al. 2016): the generator maps ``z`` linearly to a ``4h x s x s``
   grid (``s = ceil(H / 4)``) and doubles it twice with stride-2 transposed convolutions (batch
   norm and ReLU between, ``tanh`` out), cropping to ``H x W``; the discriminator mirrors it with
