@@ -41,7 +41,8 @@ N_SAMPLES = 2500
 # variant: (preset, options, --lr)
 VARIANTS = {
     "gan": (None, {}, 1e-3),
-    "wgan-gp": ("wgan-gp", {"d_norm": "none"}, 1e-4),
+    # lambda 0.1: the WGAN-GP authors' setting for their 2-D toys (10 for images)
+    "wgan-gp": ("wgan-gp", {"d_norm": "none", "penalty_weight": 0.1}, 1e-4),
     "sngan": ("sngan", {}, 5e-4),
     "instance-noise": ("instance-noise", {}, 1e-3),
 }

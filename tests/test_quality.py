@@ -91,3 +91,17 @@ def test_sample_quality_needs_a_sampler_and_enough_examples(made_run, capsys, tm
                         "--no-progress", "--out", str(ae)]) == 0
     code, _, err = run(capsys, "eval", str(ae), "--sample-quality", "50")
     assert code == 2 and "needs a model that samples" in err
+
+
+def test_a_conditional_gan_is_scored_with_the_share_of_samples_in_their_class(tmp_path, capsys):
+    out = tmp_path / "cgan"
+    assert quality_run(["train", "gan", "--data", "digits", "--conditional", "--hidden", "8",
+                        "--steps", "40", "--samples", "16", "--no-progress", "--out", str(out)]) == 0
+    assert (out / "samples.png").exists()
+    capsys.readouterr()  # the training run's report
+    code, text, err = run(capsys, "eval", str(out), "--sample-quality", "50", "--json")
+    assert code == 0, err
+    samples = json.loads(text)["sample_quality"]["samples"]
+    assert 0 <= samples["class_accuracy"] <= 1 and samples["kid"] > 0
+    code, text, _ = run(capsys, "eval", str(out), "--sample-quality", "20")
+    assert code == 0 and "in the class they were drawn for" in text

@@ -114,9 +114,14 @@ def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 
     real_test = test.x[torch.randperm(len(test), generator=g)[:n]]
     real_train = train.x[torch.randperm(len(train), generator=g)[:n]]
     torch.manual_seed(seed)
-    bar, drawn = progress(n, "sampling", "example", disable=not progress_bars), []
+    bar, drawn, asked = progress(n, "sampling", "example", disable=not progress_bars), [], []
     for start in range(0, n, batch_size):
-        drawn.append(model.sample(min(batch_size, n - start)).cpu())
+        size = min(batch_size, n - start)
+        if model.num_classes is not None:  # a conditional model: every class in turn
+            asked.append(torch.arange(start, start + size) % model.num_classes)
+            drawn.append(model.sample(size, y=asked[-1]).cpu())
+        else:
+            drawn.append(model.sample(size).cpu())
         bar.update(len(drawn[-1]))
     bar.close()
     fake = torch.cat(drawn)
@@ -126,6 +131,8 @@ def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 
     kid = {"subsets": 100, "subset_size": min(1000, n), "seed": seed}
     report = metrics.sample_quality(f_test, f_fake, **kid)
     report["classifier_score"], report["classifier_score_sd"] = metrics.classifier_score(logits, seed=seed)
+    if asked:  # how often the classifier sees the class each sample was drawn for
+        report["class_accuracy"] = float((logits.argmax(1) == torch.cat(asked)).double().mean())
     return {"n": n, "seed": seed, "features": f"the {data.name} classifier's pooled features "
             f"({f_fake.shape[1]}-d): FD, not FID", "classifier": {
                 "file": classifier_for(data.name)[0].name, "test_accuracy": meta["test_accuracy"]},

@@ -62,8 +62,8 @@ def describe(r: dict[str, Any]) -> str:
             text += (f"; on the first {lat['examples']}: KL {lat['kl']:.3f} nats, "
                      f"{lat['active_units']}/{lat['latent_dims']} active units")
         return text + _describe_partial(r) + _describe_quality(r)
-    return f"{r['split']}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items()
-                                          if isinstance(v, float)) + _describe_partial(r)
+    text = f"{r['split']}: " + ", ".join(f"{k}={v:.4g}" for k, v in r.items() if isinstance(v, float))
+    return text + _describe_partial(r) + _describe_quality(r)
 
 
 def _describe_partial(r: dict[str, Any]) -> str:
@@ -84,4 +84,7 @@ def _describe_quality(r: dict[str, Any]) -> str:
             f"{100 * q['classifier']['test_accuracy']:.1f} %):"]
     for label, key in (("samples", "samples"), ("floor (train vs test)", "floor")):
         rows.append(f"    {label:<22}" + ", ".join(f"{k} {q[key][k]:.4g}" for k in names))
+    if "class_accuracy" in q["samples"]:
+        rows.append(f"    samples in the class they were drawn for: "
+                    f"{100 * q['samples']['class_accuracy']:.1f} %")
     return "\n".join(rows)

@@ -1,0 +1,94 @@
+"""GANs on Fashion-MNIST at a CPU budget, scored by the shipped classifier (issue #19).
+
+    python benchmarks/gan_fashion.py            # train every variant (two at a time), then score
+    python benchmarks/gan_fashion.py --score    # only score the finished runs
+
+Each variant is one ``unsup train gan`` command in :data:`RECIPES` (5 minutes of training on one
+core, one thread, seed 0), followed by ``unsup eval RUN --sample-quality 1000``: KID, FD,
+precision, recall, density and coverage in the Fashion-MNIST classifier's features, each beside
+its floor (1,000 real training against 1,000 real test images), and for the conditional GAN the
+share of its samples the classifier puts in the class they were drawn for. One seed per variant:
+the table describes these runs and ranks nothing.
+
+Writes ``benchmarks/results/gan-fashion.json`` and copies each run's ``samples.png`` to
+``docs/figures/gan-fashion-VARIANT.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs" / "gan-fashion"
+BUDGET = ["--time", "5m", "--eval-every", "500", "--eval-batches", "10", "--samples", "64",
+          "--seed", "0", "--no-progress", "--batch-size", "64"]
+RECIPES = {
+    "dcgan": ["--preset", "dcgan", "--lr", "2e-4"],
+    "wgan-gp": ["--preset", "wgan-gp", "--lr", "1e-4"],
+    "sngan": ["--preset", "sngan", "--lr", "2e-4"],
+    "cgan": ["--preset", "dcgan", "--conditional", "--lr", "2e-4"],
+}
+QUALITY_N = 1000
+
+
+def command(name: str) -> list[str]:
+    return ["unsup", "train", "gan", "--data", "fashion-mnist", *RECIPES[name], *BUDGET,
+            "--out", f"runs/gan-fashion/{name}"]
+
+
+def train(names: list[str]) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def worker(core: int) -> None:
+        for name in names[core::2]:
+            argv = command(name)
+            subprocess.run(["taskset", "-c", str(core), sys.executable, "-m", "unsup.cli", *argv[1:]],
+                           cwd=ROOT, env=env, check=True)
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(worker, (0, 1)))
+
+
+def score(names: list[str]) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    results = {}
+    for name in names:
+        run = RUNS / name
+        evaluation = ["unsup", "eval", f"runs/gan-fashion/{name}", "--sample-quality", str(QUALITY_N),
+                      "--json"]
+        out = subprocess.run([sys.executable, "-m", "unsup.cli", *evaluation[1:]], cwd=ROOT, env=env,
+                             check=True, capture_output=True, text=True).stdout
+        train_info = json.loads((run / "train.json").read_text())
+        results[name] = {"train_command": "OMP_NUM_THREADS=1 " + " ".join(command(name)),
+                         "eval_command": " ".join(evaluation),
+                         "steps": train_info.get("steps"), "seconds": train_info.get("seconds"),
+                         "eval": json.loads(out)}
+        shutil.copy(run / "samples.png", ROOT / "docs" / "figures" / f"gan-fashion-{name}.png")
+    doc = {"command": "python benchmarks/gan_fashion.py", "commit": commit,
+           "threads": {"train": 1, "eval": 2}, "results": results}
+    path = ROOT / "benchmarks" / "results" / "gan-fashion.json"
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--score", action="store_true", help="only score the finished runs")
+    ap.add_argument("names", nargs="*", default=list(RECIPES))
+    args = ap.parse_args()
+    if not args.score:
+        train(args.names)
+    score(args.names)
+
+
+if __name__ == "__main__":
+    main()
