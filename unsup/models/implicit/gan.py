@@ -27,13 +27,11 @@ Regularisers of the discriminator:
 
 Training alternates ``n_critic`` discriminator steps with one generator step (two
 :class:`~unsup.models.base.Phase` objects; a training *step* is one optimiser update of either).
-Discrete data are scaled to ``[-1, 1]`` (``x / (L - 1) * 2 - 1``) and the generator ends in
-``tanh``; its samples are rounded back to the levels. Continuous data are standardised by the
-training set's mean and standard deviation (per dimension for vectors), so that the Lipschitz
-constraints and learning rates mean the same whatever the data's units. There is no likelihood:
-validation reports the unbiased MMD^2 (:mod:`unsup.nn.mmd`) between a validation batch and as many
-samples, a cheap measure of sample quality by which the best checkpoint is chosen, beside both
-players' losses.
+The networks see the data as :mod:`~unsup.models.implicit.base` scales them (discrete data in
+``[-1, 1]``, where the generator ends in ``tanh``; continuous data standardised). There is no
+likelihood: validation reports the unbiased MMD^2 (:mod:`unsup.nn.mmd`) between a validation batch
+and as many samples, a cheap measure of sample quality by which the best checkpoint is chosen,
+beside both players' losses.
 """
 
 from __future__ import annotations
@@ -46,7 +44,8 @@ import torch.nn.functional as F
 from unsup.data.base import DataSpec
 from unsup.errors import ConfigError
 from unsup.models import register
-from unsup.models.base import Batch, Model, Phase
+from unsup.models.base import Batch, Phase
+from unsup.models.implicit.base import ImplicitModel
 from unsup.models.implicit.nets import ARCHS, NORMS, Discriminator, Generator, resolve_arch
 from unsup.nn.mmd import mmd2
 
@@ -118,11 +117,10 @@ PRESETS = {
 @register("gan", "GAN: generator vs discriminator (minimax, non-saturating, Wasserstein, hinge; "
           "gradient penalty, R1, spectral norm, clipping, instance noise; conditional); MLP or DCGAN",
           presets=PRESETS)
-class GAN(Model):
+class GAN(ImplicitModel):
     """Generator and discriminator trained by alternating updates (module docstring)."""
 
     Config = GANConfig
-    samples = True
 
     def __init__(self, spec: DataSpec, config: GANConfig) -> None:
         super().__init__(spec, config)
@@ -153,35 +151,6 @@ class GAN(Model):
                                            c.spectral_norm)
         # discriminator steps taken (the instance-noise schedule; stored, so resumes are exact)
         self.register_buffer("d_steps", torch.zeros((), dtype=torch.long))
-        # continuous data: x = shift + scale * (what the networks see); set by prepare()
-        stat = spec.shape if spec.kind == "vector" else ()
-        self.register_buffer("shift", torch.zeros(stat))
-        self.register_buffer("scale", torch.ones(stat))
-
-    def prepare(self, data) -> None:
-        """Continuous data: keep the training set's mean and standard deviation."""
-        if self.spec.levels is None and hasattr(data, "x"):
-            x = data.x.double()
-            dims = 0 if self.spec.kind == "vector" else None
-            mean = x.mean(dims) if dims is not None else x.mean()
-            std = x.std(dims) if dims is not None else x.std()
-            self.shift.copy_(mean.float())
-            self.scale.copy_(std.clamp_min(1e-6).float())
-
-    # --- data <-> the networks' scale ----------------------------------------------------------
-    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
-        """Data as the discriminator sees them: levels scaled to ``[-1, 1]``; floats standardised."""
-        levels = self.spec.levels
-        if levels is None:
-            return (x.float() - self.shift) / self.scale
-        return x.float() * (2 / (levels - 1)) - 1
-
-    def from_unit(self, g: torch.Tensor) -> torch.Tensor:
-        """Generator outputs as data: rounded to the levels (long), or floats in the data's units."""
-        levels = self.spec.levels
-        if levels is None:
-            return self.shift + self.scale * g
-        return ((g + 1) * ((levels - 1) / 2)).round().clamp(0, levels - 1).long()
 
     def phases(self) -> tuple[Phase, ...]:
         betas = (self.config.beta1, self.config.beta2)
@@ -270,17 +239,10 @@ class GAN(Model):
             self.d_steps += 1
         return {"loss": d_loss, **out}
 
-    @torch.no_grad()
-    def sample(self, n: int, *, y: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """``n`` examples ``G(z, y)``; ``temperature`` scales ``z`` (below 1: the truncation
-        trade of variety for typicality)."""
-        y = self.sample_labels(y, n)
-        was = self.training
-        self.eval()
-        try:
-            return self.from_unit(self.generate(n, y, temperature))
-        finally:
-            self.train(was)
+    def draw(self, n: int, y: torch.Tensor | None, temperature: float) -> torch.Tensor:
+        """``G(z, y)``; ``temperature`` scales ``z`` (below 1: the truncation trade of variety for
+        typicality)."""
+        return self.generate(n, y, temperature)
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
