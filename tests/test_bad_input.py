@@ -83,6 +83,7 @@ DISCRETE = {
     "psd": (DataSpec((4,), None, None, "vector"), {"atoms": 3, "inference_steps": 2}),
     # implicit models (issue #19)
     "gan": (IMAGE, {"hidden": 4, "latent": 2}),
+    "gmmn": (IMAGE, {"hidden": 4, "latent": 2}),
 }
 # The models that also take continuous data, on continuous data.
 CONTINUOUS = {
@@ -101,6 +102,7 @@ CONTINUOUS = {
     "vae-flow-prior": (VECTOR2, {"hidden": [8], "z_dim": 2, "prior_hidden": 8}),
     "vae-iaf": (VECTOR2, {"hidden": [8], "z_dim": 2, "iaf_hidden": 8, "context": 4}),
     "gan": (VECTOR2, {"hidden": 4, "latent": 2}),
+    "gmmn": (VECTOR2, {"hidden": 4, "latent": 2}),
 }
 CASES = [(n, "discrete") for n in DISCRETE if DISCRETE[n][0].levels is not None]
 CASES += [(n, "continuous") for n in CONTINUOUS] + [("ar-flow", "continuous")]
