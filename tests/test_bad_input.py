@@ -84,6 +84,7 @@ DISCRETE = {
     # implicit models (issue #19)
     "gan": (IMAGE, {"hidden": 4, "latent": 2}),
     "gmmn": (IMAGE, {"hidden": 4, "latent": 2}),
+    "ebm": (IMAGE, {"hidden": 4, "langevin_steps": 1, "buffer_size": 4}),
 }
 # The models that also take continuous data, on continuous data.
 CONTINUOUS = {
@@ -103,6 +104,7 @@ CONTINUOUS = {
     "vae-iaf": (VECTOR2, {"hidden": [8], "z_dim": 2, "iaf_hidden": 8, "context": 4}),
     "gan": (VECTOR2, {"hidden": 4, "latent": 2}),
     "gmmn": (VECTOR2, {"hidden": 4, "latent": 2}),
+    "ebm": (VECTOR2, {"hidden": 4, "langevin_steps": 1, "buffer_size": 4}),
 }
 CASES = [(n, "discrete") for n in DISCRETE if DISCRETE[n][0].levels is not None]
 CASES += [(n, "continuous") for n in CONTINUOUS] + [("ar-flow", "continuous")]

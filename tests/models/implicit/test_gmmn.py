@@ -36,7 +36,7 @@ def test_training_matches_the_moments_of_2d_data():
     with torch.no_grad():
         before = float(model.loss({"x": x})["loss"])
     model.train()
-    for step in range(150):
+    for _ in range(150):
         loss = model.loss({"x": train.x[torch.randint(len(train), (256,))]})["loss"]
         opt.zero_grad()
         loss.backward()
