@@ -39,12 +39,12 @@ STEPS = 20000
 SEEDS = (0, 1, 2)
 N_SAMPLES = 2500
 # variant: (preset, options, --lr)
-VARIANTS = {
-    "gan": (None, {}, 1e-3),
+VARIANTS = {  # no batch norm in the discriminators of these small MLPs
+    "gan": (None, {"d_norm": "none"}, 1e-3),
     # lambda 0.1: the WGAN-GP authors' setting for their 2-D toys (10 for images)
     "wgan-gp": ("wgan-gp", {"d_norm": "none", "penalty_weight": 0.1}, 1e-4),
-    "sngan": ("sngan", {}, 5e-4),
-    "instance-noise": ("instance-noise", {}, 1e-3),
+    "sngan": ("sngan", {"d_norm": "none"}, 5e-4),
+    "instance-noise": ("instance-noise", {"d_norm": "none"}, 1e-3),
 }
 DATASETS = ("gaussian-ring", "gaussian-grid")
 T_975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}  # Student t, 95 % two-sided, by sample size

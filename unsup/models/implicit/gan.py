@@ -73,7 +73,8 @@ class GANConfig:
         hidden: units of the MLPs, base channels of the convolutional nets.
         layers: linear layers of the MLPs.
         g_norm: normalisation in the generator: ``batch`` (DCGAN) or ``none``.
-        d_norm: normalisation in the discriminator: ``none``, ``batch`` (DCGAN) or ``layer``
+        d_norm: normalisation in the discriminator: ``batch`` (DCGAN; the default, which keeps
+            the discriminator from winning outright on small images), ``layer`` or ``none``
             (batch norm mixes examples, which a per-example gradient penalty forbids).
         conditional: class-conditional generator and projection discriminator.
     """
@@ -94,21 +95,21 @@ class GANConfig:
     hidden: int = 64
     layers: int = 4
     g_norm: str = field(default="batch", metadata={"choices": ("none", "batch")})
-    d_norm: str = field(default="none", metadata={"choices": NORMS})
+    d_norm: str = field(default="batch", metadata={"choices": NORMS})
     conditional: bool = False
 
 
 PRESETS = {
     # Radford et al. 2016: z of 100, batch-normalised D, Adam (0.5, 0.999) at 2e-4, batch 128
     "paper": {"loss": "non-saturating", "latent": 100, "hidden": 128, "d_norm": "batch"},
-    "dcgan": {"loss": "non-saturating", "d_norm": "batch"},
+    "dcgan": {"loss": "non-saturating", "d_norm": "batch"},  # the default
     # Arjovsky et al. 2017: clip 0.01, 5 critic steps (they used RMSprop at 5e-5: --lr 5e-5)
     "wgan": {"loss": "wasserstein", "weight_clip": 0.01, "n_critic": 5, "beta1": 0.0, "beta2": 0.9},
     # Gulrajani et al. 2017: lambda 10, 5 critic steps, Adam (0, 0.9) at 1e-4, no batch norm in D
     "wgan-gp": {"loss": "wasserstein", "penalty": "gp", "penalty_weight": 10.0, "n_critic": 5,
                 "beta1": 0.0, "beta2": 0.9, "d_norm": "layer"},
     # Miyato et al. 2018: hinge loss, spectral norm, Adam (0.5, 0.999)... their CNN runs: (0, 0.9)
-    "sngan": {"loss": "hinge", "spectral_norm": True, "beta1": 0.0, "beta2": 0.9},
+    "sngan": {"loss": "hinge", "spectral_norm": True, "beta1": 0.0, "beta2": 0.9, "d_norm": "none"},
     # the course's minimax game with instance noise (Sonderby et al. 2017)
     "instance-noise": {"loss": "non-saturating", "instance_noise": 0.5},
 }
@@ -130,7 +131,7 @@ class GAN(ImplicitModel):
                 raise ConfigError(f"gan: {name} must be one of {', '.join(choices)}, got {value!r}")
         if c.penalty == "gp" and c.d_norm == "batch":
             raise ConfigError("gan: the gradient penalty is per example and batch norm mixes the "
-                              "examples; use d_norm=layer or none with penalty=gp")
+                              "examples; add --d-norm layer (or none) to --penalty gp")
         for name in ("n_critic", "latent", "hidden", "layers"):
             if getattr(c, name) < 1:
                 raise ConfigError(f"gan: {name} must be at least 1, got {getattr(c, name)}")

@@ -90,42 +90,50 @@ class Generator(nn.Module):
         return torch.tanh(out) if self.bounded else out
 
 
+def body(spec: DataSpec, arch: str, hidden: int, layers: int, norm: str = "none"
+         ) -> tuple[nn.Sequential, int]:
+    """The discriminator's (and a BiGAN encoder's) feature network and its output width: leaky
+    ReLUs after linear layers (``mlp``) or after two stride-2 convolutions (``dcgan``)."""
+    if norm not in NORMS:
+        raise ConfigError(f"d_norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    shape = tuple(spec.shape)
+    if arch == "mlp":
+        sizes = [math.prod(shape)] + [hidden] * (layers - 1)
+        layers_: list[nn.Module] = [nn.Flatten()]
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+            layers_ += [nn.Linear(a, b), _norm(norm if i else "none", b, False), nn.LeakyReLU(0.2)]
+        return nn.Sequential(*layers_), sizes[-1]
+    c, h, w = shape
+    return nn.Sequential(
+        nn.Conv2d(c, hidden, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(hidden, 2 * hidden, 4, 2, 1), _norm(norm, 2 * hidden, True), nn.LeakyReLU(0.2),
+        nn.Flatten()), 2 * hidden * (h // 4) * (w // 4)
+
+
+def spectrally_normalise(module: nn.Module) -> None:
+    """Spectral normalisation of every linear, convolution and embedding weight in ``module``."""
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Embedding)):
+            _spectral_norm(m)
+
+
 class Discriminator(nn.Module):
     """``D(x, y)``: one real score (a logit or a critic value) per example.
 
-    ``features(x)`` is the body's output ``phi(x)`` before the final linear map (what a BiGAN's
-    joint discriminator combines with the code).
+    ``features(x)`` is the body's output ``phi(x)`` before the final linear map; ``extra`` widens
+    the head's input for features concatenated to it (a BiGAN's code features).
     """
 
     def __init__(self, spec: DataSpec, arch: str, hidden: int, layers: int, norm: str = "none",
                  num_classes: int | None = None, spectral_norm: bool = False,
                  extra: int = 0) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ConfigError(f"d_norm must be one of {', '.join(NORMS)}, got {norm!r}")
-        self.shape = tuple(spec.shape)
-        if arch == "mlp":
-            sizes = [math.prod(self.shape)] + [hidden] * (layers - 1)
-            body: list[nn.Module] = [nn.Flatten()]
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-                body += [nn.Linear(a, b), _norm(norm if i else "none", b, False), nn.LeakyReLU(0.2)]
-            self.body = nn.Sequential(*body)
-            width = sizes[-1]
-        else:
-            c, h, w = self.shape
-            self.body = nn.Sequential(
-                nn.Conv2d(c, hidden, 4, 2, 1), nn.LeakyReLU(0.2),
-                nn.Conv2d(hidden, 2 * hidden, 4, 2, 1), _norm(norm, 2 * hidden, True), nn.LeakyReLU(0.2),
-                nn.Flatten())
-            width = 2 * hidden * (h // 4) * (w // 4)
-        self.width = width
-        head_in = width + extra  # a BiGAN adds the code's features
+        self.body, self.width = body(spec, arch, hidden, layers, norm)
+        head_in = self.width + extra
         self.head = nn.Linear(head_in, 1)
         self.embed = nn.Embedding(num_classes, head_in) if num_classes else None
         if spectral_norm:
-            for m in list(self.modules()):
-                if isinstance(m, (nn.Linear, nn.Conv2d, nn.Embedding)):
-                    _spectral_norm(m)
+            spectrally_normalise(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -139,3 +147,16 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.score(self.features(x), y)
+
+
+class Encoder(nn.Module):
+    """``E(x)``: examples to codes ``(N, latent)`` through the discriminator's kind of body."""
+
+    def __init__(self, spec: DataSpec, arch: str, hidden: int, layers: int, latent: int,
+                 norm: str = "none") -> None:
+        super().__init__()
+        self.body, width = body(spec, arch, hidden, layers, norm)
+        self.out = nn.Linear(width, latent)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.body(x))
