@@ -70,7 +70,7 @@ class BiGAN(GAN):
         # D(x, z): the image features (self.discriminator.body) beside these code features
         self.code_features = nn.Sequential(nn.Linear(c.latent, c.hidden), nn.LeakyReLU(0.2),
                                            nn.Linear(c.hidden, c.hidden), nn.LeakyReLU(0.2))
-        self.discriminator = Discriminator(spec, arch, c.hidden, c.layers, c.d_norm,
+        self.discriminator = Discriminator(spec, arch, c.hidden, c.layers, self.d_norm,
                                            spectral_norm=c.spectral_norm, extra=c.hidden)
         if c.spectral_norm:
             spectrally_normalise(self.code_features)

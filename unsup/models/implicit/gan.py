@@ -73,9 +73,11 @@ class GANConfig:
         hidden: units of the MLPs, base channels of the convolutional nets.
         layers: linear layers of the MLPs.
         g_norm: normalisation in the generator: ``batch`` (DCGAN) or ``none``.
-        d_norm: normalisation in the discriminator: ``batch`` (DCGAN; the default, which keeps
-            the discriminator from winning outright on small images), ``layer`` or ``none``
-            (batch norm mixes examples, which a per-example gradient penalty forbids).
+        d_norm: normalisation in the discriminator: ``batch`` (DCGAN, which keeps the
+            discriminator from winning outright on small images), ``layer`` or ``none``;
+            ``auto``: ``batch`` for the convolutional net (``layer`` with the gradient penalty,
+            which is per example while batch norm mixes the examples), ``none`` for the MLP (a
+            batch-normalised critic of 1-D or 2-D points cannot see where a batch lies).
         conditional: class-conditional generator and projection discriminator.
     """
 
@@ -95,14 +97,14 @@ class GANConfig:
     hidden: int = 64
     layers: int = 4
     g_norm: str = field(default="batch", metadata={"choices": ("none", "batch")})
-    d_norm: str = field(default="batch", metadata={"choices": NORMS})
+    d_norm: str = field(default="auto", metadata={"choices": ("auto", *NORMS)})
     conditional: bool = False
 
 
 PRESETS = {
     # Radford et al. 2016: z of 100, batch-normalised D, Adam (0.5, 0.999) at 2e-4, batch 128
     "paper": {"loss": "non-saturating", "latent": 100, "hidden": 128, "d_norm": "batch"},
-    "dcgan": {"loss": "non-saturating", "d_norm": "batch"},  # the default
+    "dcgan": {"loss": "non-saturating", "d_norm": "batch"},  # the default for images
     # Arjovsky et al. 2017: clip 0.01, 5 critic steps (they used RMSprop at 5e-5: --lr 5e-5)
     "wgan": {"loss": "wasserstein", "weight_clip": 0.01, "n_critic": 5, "beta1": 0.0, "beta2": 0.9},
     # Gulrajani et al. 2017: lambda 10, 5 critic steps, Adam (0, 0.9) at 1e-4, no batch norm in D
@@ -129,9 +131,6 @@ class GAN(ImplicitModel):
         for name, value, choices in (("loss", c.loss, LOSSES), ("penalty", c.penalty, PENALTIES)):
             if value not in choices:
                 raise ConfigError(f"gan: {name} must be one of {', '.join(choices)}, got {value!r}")
-        if c.penalty == "gp" and c.d_norm == "batch":
-            raise ConfigError("gan: the gradient penalty is per example and batch norm mixes the "
-                              "examples; add --d-norm layer (or none) to --penalty gp")
         for name in ("n_critic", "latent", "hidden", "layers"):
             if getattr(c, name) < 1:
                 raise ConfigError(f"gan: {name} must be at least 1, got {getattr(c, name)}")
@@ -142,13 +141,19 @@ class GAN(ImplicitModel):
             raise ConfigError(f"gan: d_lr must be positive, got {c.d_lr}")
         if spec.kind == "sequence":
             raise ConfigError("gan: sequences are not supported; use images or vectors")
+        arch = resolve_arch(c.arch, spec)
+        self.d_norm = c.d_norm
+        if c.d_norm == "auto":
+            self.d_norm = "none" if arch == "mlp" else "layer" if c.penalty == "gp" else "batch"
+        if c.penalty == "gp" and self.d_norm == "batch":
+            raise ConfigError("gan: the gradient penalty is per example and batch norm mixes the "
+                              "examples; add --d-norm layer (or none) to --penalty gp")
         if c.conditional:
             self.require(labels=True)
             self.num_classes = spec.num_classes
-        arch = resolve_arch(c.arch, spec)
         self.generator = Generator(spec, arch, c.latent, c.hidden, c.layers, self.num_classes,
                                    bounded=spec.levels is not None, norm=c.g_norm)
-        self.discriminator = Discriminator(spec, arch, c.hidden, c.layers, c.d_norm, self.num_classes,
+        self.discriminator = Discriminator(spec, arch, c.hidden, c.layers, self.d_norm, self.num_classes,
                                            c.spectral_norm)
         # discriminator steps taken (the instance-noise schedule; stored, so resumes are exact)
         self.register_buffer("d_steps", torch.zeros((), dtype=torch.long))
