@@ -85,6 +85,8 @@ DISCRETE = {
     "gan": (IMAGE, {"hidden": 4, "latent": 2}),
     "gmmn": (IMAGE, {"hidden": 4, "latent": 2}),
     "ebm": (IMAGE, {"hidden": 4, "langevin_steps": 1, "buffer_size": 4}),
+    "cyclegan": (IMAGE, {"target_shape": [3, 4, 4], "target_levels": 4, "hidden": 2, "res_blocks": 1,
+                         "d_hidden": 2}),
 }
 # The models that also take continuous data, on continuous data.
 CONTINUOUS = {
@@ -139,6 +141,8 @@ def scores(m, x):
     batch = {"x": x}
     if m.spec.num_classes is not None:  # a supervised model: labels beside the (maybe bad) examples
         batch["y"] = torch.zeros(len(x), dtype=torch.long)
+    if hasattr(m, "spec_b"):  # a translation model: valid examples of the second domain beside
+        batch["x_b"] = torch.zeros(len(x), *m.spec_b.shape, dtype=torch.long)
     calls = [lambda: m.loss(batch)]
     if isinstance(m, LikelihoodModel):
         calls.append(lambda: m.log_prob(x))

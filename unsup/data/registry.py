@@ -22,8 +22,8 @@ class Request:
     Attributes:
         name: the full name as asked (``"image-folder:/data/faces"``).
         split: ``train``, ``val`` or ``test``.
-        arg: the part of the name after ``:``, ``colored-`` or ``stacked-`` (``None`` for plain
-            names).
+        arg: the part of the name after ``:``, ``colored-``, ``stacked-`` or ``unpaired-``
+            (``None`` for plain names).
         root: a directory given by ``--data-dir`` or ``$UNSUP_DATA`` to look in first, or ``None``.
         download: whether the source may download what it cannot find.
         val_fraction: fraction of the training split held out as ``val``.
@@ -75,6 +75,8 @@ def resolve(name: str) -> tuple[str, str | None]:
         if not arg:
             raise ConfigError(f"dataset {name!r}: a path is required after ':' (e.g. {prefix}:DIR)")
         return f"{prefix}:PATH", arg
+    if name.startswith("unpaired-"):  # two datasets side by side
+        return "unpaired-NAME+NAME", name[len("unpaired-"):]
     for wrapper in ("colored-", "stacked-"):  # datasets made from another dataset
         if name.startswith(wrapper):
             return f"{wrapper}NAME", name[len(wrapper):]

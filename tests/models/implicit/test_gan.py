@@ -57,7 +57,7 @@ def test_r1_penalty_is_half_gamma_times_the_squared_gradient_on_data():
     torch.testing.assert_close(got, 1.5 * g.pow(2).sum(1).mean())
 
 
-@pytest.mark.parametrize("loss", ["minimax", "non-saturating", "wasserstein", "hinge"])
+@pytest.mark.parametrize("loss", ["minimax", "non-saturating", "wasserstein", "hinge", "least-squares"])
 def test_losses_are_the_published_formulas(loss):
     model = gan(loss=loss)
     d_real, d_fake = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([-3.0, 0.2, 1.5])
@@ -65,9 +65,11 @@ def test_losses_are_the_published_formulas(loss):
     critic = {"minimax": -(s_r.log() + (1 - s_f).log()).mean(),
               "non-saturating": -(s_r.log() + (1 - s_f).log()).mean(),
               "wasserstein": d_fake.mean() - d_real.mean(),
-              "hinge": F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()}[loss]
+              "hinge": F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean(),
+              "least-squares": ((d_real - 1) ** 2).mean() + (d_fake**2).mean()}[loss]
     generator = {"minimax": (1 - s_f).log().mean(), "non-saturating": -s_f.log().mean(),
-                 "wasserstein": -d_fake.mean(), "hinge": -d_fake.mean()}[loss]
+                 "wasserstein": -d_fake.mean(), "hinge": -d_fake.mean(),
+                 "least-squares": ((d_fake - 1) ** 2).mean()}[loss]
     torch.testing.assert_close(model.critic_loss(d_real, d_fake), critic)
     torch.testing.assert_close(model.generator_loss(d_fake), generator)
 
@@ -163,7 +165,7 @@ def test_validation_reports_mmd_between_data_and_samples_and_both_losses():
 
 
 @pytest.mark.parametrize("options, match", [
-    ({"loss": "least-squares"}, "loss must be one of"),
+    ({"loss": "relativistic"}, "loss must be one of"),
     ({"penalty": "gp", "d_norm": "batch"}, "batch norm"),
     ({"n_critic": 0}, "n_critic"),
     ({"d_lr": 0.0}, "d_lr"),

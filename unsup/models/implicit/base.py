@@ -16,6 +16,16 @@ from unsup.data.base import DataSpec
 from unsup.models.base import Model
 
 
+def levels_to_unit(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """Integer levels ``[0, L)`` to floats in ``[-1, 1]``."""
+    return x.float() * (2 / (levels - 1)) - 1
+
+
+def unit_to_levels(g: torch.Tensor, levels: int) -> torch.Tensor:
+    """Floats in ``[-1, 1]`` to the nearest of ``levels`` integer levels (long)."""
+    return ((g + 1) * ((levels - 1) / 2)).round().clamp(0, levels - 1).long()
+
+
 class ImplicitModel(Model):
     """A sampler without a likelihood. Subclasses implement :meth:`draw` (network scale)."""
 
@@ -44,14 +54,14 @@ class ImplicitModel(Model):
         levels = self.spec.levels
         if levels is None:
             return (x.float() - self.shift) / self.scale
-        return x.float() * (2 / (levels - 1)) - 1
+        return levels_to_unit(x, levels)
 
     def from_unit(self, g: torch.Tensor) -> torch.Tensor:
         """Network outputs as data: rounded to the levels (long), or floats in the data's units."""
         levels = self.spec.levels
         if levels is None:
             return self.shift + self.scale * g
-        return ((g + 1) * ((levels - 1) / 2)).round().clamp(0, levels - 1).long()
+        return unit_to_levels(g, levels)
 
     def draw(self, n: int, y: torch.Tensor | None, temperature: float) -> torch.Tensor:
         """``n`` samples in the networks' scale (``y``: checked labels of a conditional model)."""

@@ -13,6 +13,8 @@ A generator ``G`` maps noise ``z ~ N(0, I)`` (and a class ``y``) to examples; a 
   weight clipping (``weight_clip``), by the gradient penalty (``penalty gp``) or by spectral norm.
 * ``hinge`` (SN-GAN, Miyato et al. 2018): D minimises ``E relu(1 - d_r) + E relu(1 + d_f)``; G
   minimises ``-E d_f``.
+* ``least-squares`` (LSGAN, Mao et al. 2017; CycleGAN's choice): D minimises
+  ``E (d_r - 1)^2 + E d_f^2``, G minimises ``E (d_f - 1)^2``.
 
 Regularisers of the discriminator:
 
@@ -49,7 +51,7 @@ from unsup.models.implicit.base import ImplicitModel
 from unsup.models.implicit.nets import ARCHS, NORMS, Discriminator, Generator, resolve_arch
 from unsup.nn.mmd import mmd2
 
-LOSSES = ("minimax", "non-saturating", "wasserstein", "hinge")
+LOSSES = ("minimax", "non-saturating", "wasserstein", "hinge", "least-squares")
 PENALTIES = ("none", "gp", "r1")
 
 
@@ -58,7 +60,7 @@ class GANConfig:
     """Options of :class:`GAN` (see the module docstring for the math).
 
     Attributes:
-        loss: ``minimax``, ``non-saturating``, ``wasserstein`` or ``hinge``.
+        loss: ``minimax``, ``non-saturating``, ``wasserstein``, ``hinge`` or ``least-squares``.
         penalty: gradient penalty of the discriminator: ``none``, ``gp`` (WGAN-GP) or ``r1``.
         penalty_weight: its weight lambda (10 for both in their papers).
         weight_clip: clamp the critic's weights to ``[-c, c]`` (WGAN: 0.01; 0 disables).
@@ -191,21 +193,11 @@ class GAN(ImplicitModel):
 
     def critic_loss(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         """The discriminator's loss (to minimise) given its scores of data and samples."""
-        loss = self.config.loss
-        if loss in ("minimax", "non-saturating"):
-            return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
-        if loss == "wasserstein":
-            return d_fake.mean() - d_real.mean()
-        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+        return critic_loss(self.config.loss, d_real, d_fake)
 
     def generator_loss(self, d_fake: torch.Tensor) -> torch.Tensor:
         """The generator's loss given the discriminator's scores of its samples."""
-        loss = self.config.loss
-        if loss == "minimax":
-            return -F.softplus(d_fake).mean()  # log(1 - s(d)) = -softplus(d)
-        if loss == "non-saturating":
-            return F.softplus(-d_fake).mean()  # -log s(d)
-        return -d_fake.mean()
+        return generator_loss(self.config.loss, d_fake)
 
     def penalty(self, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor | None
                 ) -> torch.Tensor:
@@ -249,6 +241,29 @@ class GAN(ImplicitModel):
         """``G(z, y)``; ``temperature`` scales ``z`` (below 1: the truncation trade of variety for
         typicality)."""
         return self.generate(n, y, temperature)
+
+
+def critic_loss(loss: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """The discriminator's loss of kind ``loss`` (to minimise), given its scores of data and
+    samples (module docstring)."""
+    if loss in ("minimax", "non-saturating"):
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+    if loss == "wasserstein":
+        return d_fake.mean() - d_real.mean()
+    if loss == "least-squares":
+        return (d_real - 1).pow(2).mean() + d_fake.pow(2).mean()
+    return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+
+
+def generator_loss(loss: str, d_fake: torch.Tensor) -> torch.Tensor:
+    """The generator's loss of kind ``loss``, given the discriminator's scores of its samples."""
+    if loss == "minimax":
+        return -F.softplus(d_fake).mean()  # log(1 - s(d)) = -softplus(d)
+    if loss == "non-saturating":
+        return F.softplus(-d_fake).mean()  # -log s(d)
+    if loss == "least-squares":
+        return (d_fake - 1).pow(2).mean()
+    return -d_fake.mean()
 
 
 def interpolates(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:

@@ -160,3 +160,34 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.body(x))
+
+
+class _Residual(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1), nn.InstanceNorm2d(channels, affine=True), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, 1, 1), nn.InstanceNorm2d(channels, affine=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.net(x)
+
+
+class Translator(nn.Module):
+    """Image-to-image network of CycleGAN's kind, scaled down: a 3x3 convolution, one stride-2
+    convolution, ``res_blocks`` residual blocks, one stride-2 transposed convolution and a 3x3
+    convolution to ``c_out`` channels in ``tanh``; instance norm and ReLU between. Keeps the height
+    and width (which must be even)."""
+
+    def __init__(self, c_in: int, c_out: int, hidden: int, res_blocks: int) -> None:
+        super().__init__()
+        h2 = 2 * hidden
+        self.net = nn.Sequential(
+            nn.Conv2d(c_in, hidden, 3, 1, 1), nn.InstanceNorm2d(hidden, affine=True), nn.ReLU(),
+            nn.Conv2d(hidden, h2, 4, 2, 1), nn.InstanceNorm2d(h2, affine=True), nn.ReLU(),
+            *[_Residual(h2) for _ in range(res_blocks)],
+            nn.ConvTranspose2d(h2, hidden, 4, 2, 1), nn.InstanceNorm2d(hidden, affine=True), nn.ReLU(),
+            nn.Conv2d(hidden, c_out, 3, 1, 1), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
