@@ -86,7 +86,8 @@ def score() -> None:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     train_info = json.loads((ROOT / RUN / "train.json").read_text())
-    doc = {"command": "python benchmarks/gan_cycle.py", "train_command": "OMP_NUM_THREADS=1 " + " ".join(TRAIN),
+    doc = {"command": "python benchmarks/gan_cycle.py",
+           "train_command": "OMP_NUM_THREADS=1 " + " ".join(TRAIN),
            "commit": commit, "threads": {"train": 1, "score": 2}, "steps": train_info["steps"],
            "seconds": train_info["seconds"], **result}
     path = ROOT / "benchmarks" / "results" / "gan-cycle.json"
