@@ -24,13 +24,12 @@ Writes ``benchmarks/results/gan-1d.json`` and ``docs/figures/gan-1d.png``.
 from __future__ import annotations
 
 import json
-import math
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from pinned import git_commit, interval  # benchmarks/ is on sys.path
 
 import unsup
 from unsup.data import load
@@ -40,7 +39,6 @@ ROOT = Path(__file__).resolve().parents[1]
 LOSSES = ("minimax", "non-saturating")
 SEEDS = (0, 1, 2)
 STEPS = 4000
-T_975_3 = 4.303  # Student t, 95 %, 3 seeds
 
 
 def wasserstein_1d(a: np.ndarray, b: np.ndarray) -> float:
@@ -109,13 +107,6 @@ def train_one(loss: str, seed: int, far: bool) -> dict:
                                                             density=True)[0].tolist()}
 
 
-def summary(values: list[float]) -> dict:
-    v = np.asarray(values)
-    half = T_975_3 * v.std(ddof=1) / math.sqrt(len(v))
-    return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)],
-            "values": v.tolist()}
-
-
 def figure(start: dict, runs: list[dict], data_hist: list[float], path: Path) -> None:
     import matplotlib
 
@@ -155,8 +146,7 @@ def main() -> None:
     runs = [train_one(loss, seed, far) for far in (True, False) for loss in LOSSES for seed in SEEDS]
     test = load("gaussians-1d", "test").x.squeeze(1).numpy()
     data_hist = np.histogram(test, bins=60, range=(-6, 4), density=True)[0].tolist()
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = git_commit()
     x = np.asarray(start["x"])
     near = np.abs(x - start["initial_samples"]["mean"]) < 2 * start["initial_samples"]["sd"]
     doc = {"command": "python benchmarks/gan_1d.py", "commit": commit, "threads": 1,
@@ -165,7 +155,7 @@ def main() -> None:
                      "mean_abs_grad_at_initial_samples": {
                          loss: float(np.abs(np.asarray(start[f"grad_{loss}"]))[near].mean())
                          for loss in LOSSES}},
-           "w1_to_test": {f"{start} start/{loss}": summary(
+           "w1_to_test": {f"{start} start/{loss}": interval(
                [r["w1_to_test"] for r in runs if r["loss"] == loss and r["start"] == start])
                for start in ("far", "usual") for loss in LOSSES},
            "runs": [{k: v for k, v in r.items() if k != "samples_hist"} for r in runs]}

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import torch
+from pinned import git_commit  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = "runs/gan-cycle"
@@ -83,8 +84,7 @@ def score() -> None:
     rows = [as_rgb(a[:16], la), as_rgb(to_b[:16], lb), as_rgb(back_a[:16], la),
             as_rgb(b[:16], lb), as_rgb(to_a[:16], la), as_rgb(back_b[:16], lb)]
     save_rows(rows, ROOT / "docs" / "figures" / "gan-cycle.png", ncol=16)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = git_commit()
     train_info = json.loads((ROOT / RUN / "train.json").read_text())
     doc = {"command": "python benchmarks/gan_cycle.py",
            "train_command": "OMP_NUM_THREADS=1 " + " ".join(TRAIN),

@@ -24,8 +24,9 @@ import os
 import shutil
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from pinned import git_commit, run_on_both_cores  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "gan-fashion"
@@ -50,22 +51,12 @@ def command(name: str) -> list[str]:
 
 
 def train(names: list[str]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-    def worker(core: int) -> None:
-        for name in names[core::2]:
-            argv = command(name)
-            subprocess.run(["taskset", "-c", str(core), sys.executable, "-m", "unsup.cli", *argv[1:]],
-                           cwd=ROOT, env=env, check=True)
-
-    with ThreadPoolExecutor(2) as pool:
-        list(pool.map(worker, (0, 1)))
+    run_on_both_cores([[sys.executable, "-m", "unsup.cli", *command(name)[1:]] for name in names])
 
 
 def score(names: list[str]) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = git_commit()
     results = {}
     for name in names:
         run = RUNS / name

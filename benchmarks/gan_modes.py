@@ -24,14 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from pinned import git_commit, interval, run_on_both_cores  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "gan-modes"
@@ -47,7 +45,6 @@ VARIANTS = {  # no batch norm in the discriminators of these small MLPs
     "instance-noise": ("instance-noise", {"d_norm": "none"}, 1e-3),
 }
 DATASETS = ("gaussian-ring", "gaussian-grid")
-T_975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776}  # Student t, 95 % two-sided, by sample size
 
 
 def centres(data: str) -> tuple[np.ndarray, float]:
@@ -101,16 +98,8 @@ def one(data: str, variant: str, seed: int) -> None:
     (out / "result.json").write_text(json.dumps(result, indent=1))
 
 
-def interval(values: list[float]) -> dict:
-    v = np.asarray(values, dtype=float)
-    half = T_975[len(v)] * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else math.nan
-    return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)],
-            "values": v.tolist()}
-
-
 def report() -> None:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = git_commit()
     cases = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*/result.json"))]
     table = {}
     for data in DATASETS:
@@ -175,16 +164,8 @@ def main() -> None:
         one(args.one[0], args.one[1], int(args.one[2]))
         return
     if not args.report:
-        cases = [(d, v, s) for s in SEEDS for d in DATASETS for v in args.variants]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-        def worker(core: int) -> None:  # each core runs every other case, one at a time
-            for d, v, s in cases[core::2]:
-                subprocess.run(["taskset", "-c", str(core), sys.executable, __file__, "--one", d, v,
-                                str(s)], env=env, check=True)
-
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(worker, (0, 1)))
+        run_on_both_cores([[sys.executable, __file__, "--one", d, v, str(s)]
+                           for s in SEEDS for d in DATASETS for v in args.variants])
     report()
 
 

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from pinned import git_commit, interval, run_on_both_cores  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "gan-stacked"
@@ -39,7 +37,6 @@ VARIANTS = {  # variant: (preset, options, --lr)
     "sngan": ("sngan", {}, 2e-4),
     "instance-noise": ("instance-noise", {}, 2e-4),
 }
-T_975_3 = 4.303  # Student t, 95 %, 3 seeds
 
 
 def count_modes(x) -> dict:
@@ -89,26 +86,16 @@ def one(variant: str, seed: int) -> None:
     (out / "result.json").write_text(json.dumps(result, indent=1))
 
 
-def summary(values: list[float]) -> dict:
-    import numpy as np
-
-    v = np.asarray(values, dtype=float)
-    half = T_975_3 * v.std(ddof=1) / math.sqrt(len(v)) if len(v) == 3 else math.nan
-    return {"mean": float(v.mean()), "ci95": [float(v.mean() - half), float(v.mean() + half)],
-            "values": v.tolist()}
-
-
 def report() -> None:
     from unsup.data import load
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = git_commit()
     cases = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*/result.json"))]
     table = {}
     for variant in VARIANTS:
         rows = [c for c in cases if c["variant"] == variant]
         if rows:
-            table[variant] = {k: summary([r[k] for r in rows])
+            table[variant] = {k: interval([r[k] for r in rows])
                               for k in ("modes_covered", "kl_to_uniform", "cpu_seconds")}
     floor = count_modes(load("stacked-digits", "test", n=N_SAMPLES).x)
     doc = {"command": "python benchmarks/gan_stacked.py", "commit": commit, "threads": 1,
@@ -151,16 +138,7 @@ def main() -> None:
         one(args.one[0], int(args.one[1]))
         return
     if not args.report:
-        cases = [(v, s) for s in SEEDS for v in VARIANTS]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-        def worker(core: int) -> None:  # each core runs every other case, one at a time
-            for v, s in cases[core::2]:
-                subprocess.run(["taskset", "-c", str(core), sys.executable, __file__, "--one", v, str(s)],
-                               env=env, check=True)
-
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(worker, (0, 1)))
+        run_on_both_cores([[sys.executable, __file__, "--one", v, str(s)] for s in SEEDS for v in VARIANTS])
     report()
 
 
