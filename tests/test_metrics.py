@@ -125,3 +125,15 @@ def test_sample_quality_reports_every_metric_and_bad_features_are_refused():
         precision_recall(torch.zeros(3, 2), torch.zeros(10, 2))
     with pytest.raises(ConfigError, match="finite"):
         frechet_distance(torch.full((10, 2), math.nan), torch.zeros(10, 2))
+
+
+def test_mmd_test_rejects_different_gaussians_and_keeps_equal_ones():
+    from unsup.metrics import mmd_test
+
+    g = torch.Generator().manual_seed(0)
+    same = [mmd_test(torch.randn(40, 3, generator=g), torch.randn(40, 3, generator=g), 49, seed=s)[1]
+            for s in range(12)]
+    # under the null the p-value is uniform: few tests below 0.05, a mean near 1/2
+    assert sum(p < 0.05 for p in same) <= 2 and 0.25 < sum(same) / len(same) < 0.75
+    stat, p = mmd_test(torch.randn(40, 3, generator=g), torch.randn(40, 3, generator=g) + 1.0, 49)
+    assert stat > 0 and p == pytest.approx(0.02)  # no permutation reaches it: the smallest p-value

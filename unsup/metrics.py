@@ -21,6 +21,10 @@ features.
 * :func:`precision_recall` -- the k-nearest-neighbour manifolds of [4]: precision is the share of
   fake points within the k-NN radius of some real point (fidelity), recall the share of real
   points within the radius of some fake point (diversity).
+* :func:`mmd_test` -- the two-sample test of [6]: the unbiased MMD^2 under a sum of Gaussian
+  kernels (:mod:`unsup.nn.mmd`, median-heuristic bandwidths) and its permutation p-value, the
+  share of random relabellings of the pooled sets whose statistic is at least as large: a small
+  p-value says the sets come from different distributions.
 * :func:`density_coverage` -- [5]: density counts, for each fake point, the real balls that hold
   it (``1/(kM) sum_j sum_i 1[f_j in B(r_i)]``; about 1 for matching sets, above 1 where fakes
   crowd real modes); coverage is the share of real balls that hold at least one fake point.
@@ -33,6 +37,7 @@ References:
     [4] Kynkäänniemi et al. Improved Precision and Recall Metric for Assessing Generative Models.
         NeurIPS 2019.
     [5] Naeem et al. Reliable Fidelity and Diversity Metrics for Generative Models. ICML 2020.
+    [6] Gretton et al. A Kernel Two-Sample Test. JMLR 2012.
 """
 
 from __future__ import annotations
@@ -138,6 +143,28 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     precision = (d <= r_real[None, :]).any(1).double().mean()
     recall = (d.T <= r_fake[None, :]).any(1).double().mean()
     return float(precision), float(recall)
+
+
+def mmd_test(real: torch.Tensor, fake: torch.Tensor, permutations: int = 200, seed: int = 0
+             ) -> tuple[float, float]:
+    """The unbiased MMD^2 of the two sets and its permutation p-value ``(1 + #{b: T_b >= T}) /
+    (1 + permutations)``, with the bandwidths fixed from the pooled sets before permuting.
+
+    Raises:
+        ConfigError: fewer than two examples on a side, or sets of different dimensions.
+    """
+    from unsup.nn.mmd import median_bandwidths, mmd2
+
+    real, fake = _check(real, fake)
+    bandwidths = median_bandwidths(real, fake)
+    observed = float(mmd2(real, fake, bandwidths))
+    pooled = torch.cat([real, fake])
+    g = torch.Generator().manual_seed(seed)
+    exceed = 0
+    for _ in range(permutations):
+        perm = torch.randperm(len(pooled), generator=g)
+        exceed += float(mmd2(pooled[perm[:len(real)]], pooled[perm[len(real):]], bandwidths)) >= observed
+    return observed, (1 + exceed) / (1 + permutations)
 
 
 def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 5) -> tuple[float, float]:
