@@ -699,7 +699,7 @@ class Trainer:
         """
         c = self.cfg
         if c.on_divergence != "rollback":
-            raise error
+            raise TrainingDiverged(f"{error.args[0]}. {self._kept()}") from None
         if self.rollbacks >= c.max_rollbacks:
             raise TrainingDiverged(f"{error} (after {self.rollbacks} rollback(s) to the last "
                                    f"checkpoint, the learning rate x{self.lr_scale:g}; "
@@ -1011,6 +1011,13 @@ class Trainer:
                 if not bool(torch.isfinite(p).all()):
                     return f"{kind}weight {name} is not finite"
         return None
+
+    def _kept(self) -> str:
+        """Where the last good state is kept (after a divergence), for an error message."""
+        if self.out is not None and self._saved_step is not None:
+            return (f"{self.out / LAST} holds the last good state (step {self._saved_step}); "
+                    f"--resume continues from it, --on-divergence rollback would have gone on")
+        return "No checkpoint was written yet"
 
     def _last_good(self) -> str:
         """Where the last good state is, for an error message."""

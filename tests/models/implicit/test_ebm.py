@@ -96,3 +96,19 @@ def test_resume_continues_the_same_chains(tmp_path):
     resumed = run(6, tmp_path / "part")
     for k, v in full.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[k], v, rtol=0, atol=0, msg=k)
+
+
+def test_a_diverging_run_stops_with_the_energies_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    from unsup.cli import main
+    from unsup.train import load_state
+
+    out = tmp_path / "ebm"
+    # no energy regulariser and a huge learning rate: the energies run away within a few steps
+    code = main(["train", "ebm", "--data", "gaussian-ring", "--hidden", "8", "--langevin-steps", "2",
+                 "--buffer-size", "64", "--alpha", "0", "--lr", "1", "--max-energy", "1e5",
+                 "--batch-size", "32", "--steps", "200", "--eval-every", "2", "--no-progress",
+                 "--samples", "0", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "ebm diverged: energies of data" in err
+    saved = load_state(out / "last.safetensors")["step"]
+    assert saved >= 2 and f"last.safetensors holds the last good state (step {saved})" in err
