@@ -231,6 +231,82 @@ def speaker_table() -> str:
     return "\n".join(rows)
 
 
+def _ci(v: dict, digits: int = 2, scale: float = 1.0) -> str:
+    lo, hi = (c * scale for c in v["ci95"])
+    return f"{v['mean'] * scale:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def gan_modes_table() -> str:
+    """2-D mode collapse (benchmarks/gan_modes.py): mean and 95 % interval over 3 seeds."""
+    r = _load("gan-modes")
+    if r is None:
+        return "(not run)"
+    rows = ["| data | variant | modes recovered | high-quality samples % | KL to uniform (nats) | CPU s |",
+            "|---|---|---|---|---|---|"]
+    for key, v in r["summary"].items():
+        data, variant = key.split("/")
+        rows.append(f"| {data} | {variant} | {_ci(v['modes_recovered'], 1)} | "
+                    f"{_ci(v['high_quality'], 1, 100)} | {_ci(v['kl_to_uniform'], 3)} | "
+                    f"{v['cpu_seconds']['mean']:.0f} |")
+    return "\n".join(rows) + f"\n\n`{r['command']}` at {r['commit'][:7]}, {r['threads']} thread per run."
+
+
+def gan_stacked_table() -> str:
+    r = _load("gan-stacked")
+    if r is None:
+        return "(not run)"
+    f = r["floor_real_test_stacks"]
+    rows = ["| variant | modes covered (of 1,000) | KL to uniform (nats) | CPU s |", "|---|---|---|---|",
+            f"| real test stacks (the floor) | {f['modes_covered']} | {f['kl_to_uniform']:.3f} | |"]
+    for variant, v in r["summary"].items():
+        rows.append(f"| {variant} | {_ci(v['modes_covered'], 1)} | {_ci(v['kl_to_uniform'], 3)} | "
+                    f"{v['cpu_seconds']['mean']:.0f} |")
+    return "\n".join(rows) + f"\n\n`{r['command']}` at {r['commit'][:7]}, {r['threads']} thread per run."
+
+
+def gan_1d_table() -> str:
+    r = _load("gan-1d")
+    if r is None:
+        return "(not run)"
+    g = r["start"]["mean_abs_grad_at_initial_samples"]
+    rows = ["| start | generator loss | W1 to the test set, 3 seeds |", "|---|---|---|"]
+    for key, v in r["w1_to_test"].items():
+        start, loss = key.split("/")
+        rows.append(f"| {start} | {loss} | {_ci(v, 3)} |")
+    return (f"|dL_G/dx| at the initial samples (same D): minimax {g['minimax']:.2g}, "
+            f"non-saturating {g['non-saturating']:.2g}.\n\n" + "\n".join(rows)
+            + f"\n\n`{r['command']}` at {r['commit'][:7]}, {r['threads']} thread.")
+
+
+def _quality_cells(s: dict) -> str:
+    """KID ± s.d., FD, precision, recall, density, coverage as table cells."""
+    return (f"{s['kid']:.4f} ± {s['kid_sd']:.4f} | {s['fd']:.1f} | {s['precision']:.3f} | "
+            f"{s['recall']:.3f} | {s['density']:.3f} | {s['coverage']:.3f}")
+
+
+def gan_fashion_table() -> str:
+    r = _load("gan-fashion")
+    if r is None:
+        return "(not run)"
+    rows = ["| model | steps | KID | FD | precision | recall | density | coverage | class accuracy |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    floor = None
+    for name, v in r["results"].items():
+        q = v["eval"]["sample_quality"]
+        floor = q
+        acc = q["samples"].get("class_accuracy")
+        accuracy = f"{100 * acc:.1f} %" if acc is not None else ""
+        rows.append(f"| {name} | {v['steps']} | {_quality_cells(q['samples'])} | {accuracy} |")
+    if floor is not None:
+        rows.insert(2, f"| floor: 1,000 real train vs test | | {_quality_cells(floor['floor'])} | |")
+    return "\n".join(rows) + f"\n\n`{r['command']}` at {r['commit'][:7]}."
+
+
 if __name__ == "__main__":
     for title, include in GROUPS.items():
         print(f"## {title}\n")
@@ -261,5 +337,13 @@ if __name__ == "__main__":
     print(ae_vs_pca_table() + "\n")
     print("## Label efficiency: fine-tuning (issue #6)\n")
     print(finetune_table() + "\n")
+    print("## Mode collapse on 2-D Gaussians (issue #19)\n")
+    print(gan_modes_table() + "\n")
+    print("## Stacked digits, 1,000 modes (issue #19)\n")
+    print(gan_stacked_table() + "\n")
+    print("## The 1-D GAN (issue #19)\n")
+    print(gan_1d_table() + "\n")
+    print("## Implicit models on Fashion-MNIST (issue #19)\n")
+    print(gan_fashion_table() + "\n")
     print("\n## Framework overhead\n")
     print(throughput_table())
