@@ -52,12 +52,17 @@ def command(name: str) -> list[str]:
 
 def train(names: list[str]) -> None:
     run_on_both_cores([[sys.executable, "-m", "unsup.cli", *command(name)[1:]] for name in names])
+    for name in names:  # which code trained it, for the JSON
+        (RUNS / name / "commit").write_text(git_commit() + "\n")
 
 
-def score(names: list[str]) -> None:
+def score(names: list[str], keep_probe: bool = False) -> None:
+    """Score the runs ``names`` and merge them into the JSON (other entries are kept)."""
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     commit = git_commit()
-    results = {}
+    path = ROOT / "benchmarks" / "results" / "gan-fashion.json"
+    previous = json.loads(path.read_text())["results"] if path.exists() else {}
+    results = dict(previous)
     for name in names:
         run = RUNS / name
         evaluation = ["unsup", "eval", f"runs/gan-fashion/{name}", "--sample-quality", str(QUALITY_N),
@@ -66,10 +71,14 @@ def score(names: list[str]) -> None:
                              check=True, capture_output=True, text=True).stdout
         train_info = json.loads((run / "train.json").read_text())
         results[name] = {"train_command": "OMP_NUM_THREADS=1 " + " ".join(command(name)),
+                         "train_commit": (run / "commit").read_text().strip(), "eval_commit": commit,
                          "eval_command": " ".join(evaluation),
                          "steps": train_info.get("steps"), "seconds": train_info.get("seconds"),
                          "eval": json.loads(out)}
-        if RECIPES[name][0] == "bigan":
+        if RECIPES[name][0] == "bigan" and keep_probe and "probe" in previous.get(name, {}):
+            results[name]["probe_command"] = previous[name]["probe_command"]
+            results[name]["probe"] = previous[name]["probe"]
+        elif RECIPES[name][0] == "bigan":
             probe = ["unsup", "probe", f"runs/gan-fashion/{name}", "--probes", "linear", "--no-tsne",
                      "--json"]
             out = subprocess.run([sys.executable, "-m", "unsup.cli", *probe[1:]], cwd=ROOT, env=env,
@@ -78,8 +87,7 @@ def score(names: list[str]) -> None:
             results[name]["probe"] = json.loads(out)
         shutil.copy(run / "samples.png", ROOT / "docs" / "figures" / f"gan-fashion-{name}.png")
     doc = {"command": "python benchmarks/gan_fashion.py", "commit": commit,
-           "threads": {"train": 1, "eval": 2}, "results": results}
-    path = ROOT / "benchmarks" / "results" / "gan-fashion.json"
+           "threads": {"train": 1, "eval": 2}, "results": {k: results[k] for k in RECIPES if k in results}}
     path.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {path}")
 
@@ -87,11 +95,14 @@ def score(names: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--score", action="store_true", help="only score the finished runs")
+    ap.add_argument("--keep-probe", action="store_true",
+                    help="keep the BiGAN probe of the JSON instead of probing again (it depends on "
+                    "the run alone)")
     ap.add_argument("names", nargs="*", default=list(RECIPES))
     args = ap.parse_args()
     if not args.score:
         train(args.names)
-    score(args.names)
+    score(args.names, args.keep_probe)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ def test_eval_scores_samples_beside_the_floor(made_run, capsys):
     assert "FD, not FID" in q["features"]
     for part in ("samples", "floor"):
         assert set(q[part]) >= {"fd", "kid", "kid_sd", "precision", "recall", "density", "coverage"}
+        assert q[part]["kid_sd"] > 0  # subsets smaller than the sets: a real spread
     assert 0 <= q["floor"]["fd"] < q["samples"]["fd"]  # a 300-step MADE is worse than real data
     assert q["floor"]["recall"] > q["samples"]["recall"] - 0.5
     code, text, _ = run(capsys, "eval", str(made_run), "--sample-quality", "100")

@@ -38,15 +38,17 @@ class GMMNConfig:
         bandwidths: the Gaussian kernels' bandwidths in the networks' scale; empty: the median
             distance of each batch times (0.25, 0.5, 1, 2, 4).
         latent: dimensions of the noise ``z``.
-        arch: ``auto`` (``dcgan`` for images, ``mlp`` otherwise), ``mlp`` or ``dcgan``.
+        arch: ``mlp`` (the paper's; any data) or ``dcgan`` (images; ``auto``: ``dcgan`` for images,
+            ``mlp`` otherwise). The MLP is the default: the loss needs large batches, which a
+            convolutional generator makes slow on a CPU.
         hidden: units of the MLP, base channels of the convolutional generator.
         layers: linear layers of the MLP.
     """
 
     bandwidths: list[float] = field(default_factory=list)
     latent: int = 16
-    arch: str = field(default="auto", metadata={"choices": ARCHS})
-    hidden: int = 128
+    arch: str = field(default="mlp", metadata={"choices": ARCHS})
+    hidden: int = 256
     layers: int = 4
 
 
