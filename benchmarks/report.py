@@ -307,6 +307,38 @@ def gan_fashion_table() -> str:
     return "\n".join(rows) + f"\n\n`{r['command']}` at {r['commit'][:7]}."
 
 
+def gan_cycle_table() -> str:
+    r = _load("gan-cycle")
+    if r is None:
+        return "(not run)"
+    c, k, real = r["cycle_error"], r["class_kept"], r["classifier_on_real"]
+    rows = ["| direction | cycle error (mean \\|x - back\\| in [-1, 1]) | class kept (classifier on the "
+            "translations) | classifier on the real source images |", "|---|---|---|---|",
+            f"| fashion-mnist → coloured → back | {c['a_to_b_to_a']:.3f} | {100 * k['a_to_b']:.1f} % | "
+            f"{100 * real['a']:.1f} % |",
+            f"| coloured → fashion-mnist → back | {c['b_to_a_to_b']:.3f} | {100 * k['b_to_a']:.1f} % | "
+            f"{100 * real['b']:.1f} % |"]
+    return ("\n".join(rows) + f"\n\n{r['steps']} steps; `{r['train_command']}`, then `{r['command']}` "
+            f"at {r['commit'][:7]}, on the {r['test_examples']:,} test images.")
+
+
+def sample_quality_tables() -> str:
+    r = _load("sample-quality")
+    if r is None:
+        return "(not run)"
+    head = "| KID | FD | precision | recall | density | coverage |"
+    rows = [f"| dataset | N {head}", "|---|---|---|---|---|---|---|---|"]
+    for key, v in r["floors"].items():
+        data, n = key.split("/")
+        rows.append(f"| {data} | {int(n):,} | {_quality_cells(v)} |")
+    out = "\n".join(rows) + f"\n\n`{r['command']}` at {r['commit'][:7]}.\n\n"
+    rows = [f"| model | steps {head}", "|---|---|---|---|---|---|---|---|"]
+    for name, v in r["models"].items():
+        q = v["eval"]["sample_quality"]
+        rows.append(f"| {name} (`{v['train_command']}`) | {v['steps']} | {_quality_cells(q['samples'])} |")
+    return out + "\n".join(rows)
+
+
 if __name__ == "__main__":
     for title, include in GROUPS.items():
         print(f"## {title}\n")
@@ -345,5 +377,9 @@ if __name__ == "__main__":
     print(gan_1d_table() + "\n")
     print("## Implicit models on Fashion-MNIST (issue #19)\n")
     print(gan_fashion_table() + "\n")
+    print("## CycleGAN (issue #19)\n")
+    print(gan_cycle_table() + "\n")
+    print("## Sample-quality floors and likelihood models (issue #19)\n")
+    print(sample_quality_tables() + "\n")
     print("\n## Framework overhead\n")
     print(throughput_table())

@@ -52,3 +52,11 @@ def test_training_matches_the_moments_of_2d_data():
 def test_bad_bandwidths_are_refused():
     with pytest.raises(ConfigError, match="bandwidths must be positive"):
         unsup.create("gmmn", DataSpec((2,), None, None, "vector"), bandwidths=[1.0, 0.0])
+
+
+def test_the_default_mlp_generator_makes_images():
+    model = unsup.create("gmmn", DataSpec((1, 28, 28), 256, None, "image"), hidden=8)
+    assert model.config.arch == "mlp"
+    x = model.sample(3)
+    assert x.shape == (3, 1, 28, 28) and x.dtype == torch.long
+    model.loss({"x": x})

@@ -77,12 +77,13 @@ class Generator(nn.Module):
                 nn.ConvTranspose2d(4 * hidden, 2 * hidden, 4, 2, 1), _norm(norm, 2 * hidden, True), nn.ReLU(),
                 nn.ConvTranspose2d(2 * hidden, c, 4, 2, 1))  # (N, C, 4s, 4s), cropped to (H, W)
         self.bounded = bounded
+        self.crop = arch == "dcgan"  # its grid of 4 ceil(H/4) rows is cropped to H
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], 1)
         out = self.net(z)
-        if len(self.shape) == 3:
+        if self.crop:
             h, w = self.shape[1:]
             top, left = (out.shape[2] - h) // 2, (out.shape[3] - w) // 2
             out = out[:, :, top:top + h, left:left + w]
