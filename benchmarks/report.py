@@ -278,7 +278,8 @@ def gan_1d_table() -> str:
     for key, v in r["w1_to_test"].items():
         start, loss = key.split("/")
         rows.append(f"| {start} | {loss} | {_ci(v, 3)} |")
-    return (f"|dL_G/dx| at the initial samples (same D): minimax {g['minimax']:.2g}, "
+    return (f"The mean gradient magnitude |dL_G/dx| at the initial samples (same D): "
+            f"minimax {g['minimax']:.2g}, "
             f"non-saturating {g['non-saturating']:.2g}.\n\n" + "\n".join(rows)
             + f"\n\n`{r['command']}` at {r['commit'][:7]}, {r['threads']} thread.")
 
