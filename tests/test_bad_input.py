@@ -84,6 +84,7 @@ DISCRETE = {
     # implicit models (issue #19)
     "gan": (IMAGE, {"hidden": 4, "latent": 2}),
     "gmmn": (IMAGE, {"hidden": 4, "latent": 2}),
+    "bigan": (IMAGE, {"hidden": 4, "latent": 2}),
     "ebm": (IMAGE, {"hidden": 4, "langevin_steps": 1, "buffer_size": 4}),
     "cyclegan": (IMAGE, {"target_shape": [3, 4, 4], "target_levels": 4, "hidden": 2, "res_blocks": 1,
                          "d_hidden": 2}),
@@ -106,6 +107,7 @@ CONTINUOUS = {
     "vae-iaf": (VECTOR2, {"hidden": [8], "z_dim": 2, "iaf_hidden": 8, "context": 4}),
     "gan": (VECTOR2, {"hidden": 4, "latent": 2}),
     "gmmn": (VECTOR2, {"hidden": 4, "latent": 2}),
+    "bigan": (VECTOR2, {"hidden": 4, "latent": 2}),
     "ebm": (VECTOR2, {"hidden": 4, "langevin_steps": 1, "buffer_size": 4}),
 }
 CASES = [(n, "discrete") for n in DISCRETE if DISCRETE[n][0].levels is not None]
