@@ -8,12 +8,26 @@ bandwidths, Langevin step sizes and learning rates mean the same whatever the da
 
 from __future__ import annotations
 
+import abc
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 
 from unsup.data.base import DataSpec
+from unsup.errors import ConfigError
 from unsup.models.base import Model
+
+
+def check_options(model: str, config: Any, at_least_1: Sequence[str] = (),
+                  non_negative: Sequence[str] = ()) -> None:
+    """Raise a :class:`ConfigError` naming the first option of ``config`` out of its range."""
+    for name in at_least_1:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{model}: {name} must be at least 1, got {getattr(config, name)}")
+    for name in non_negative:
+        if not getattr(config, name) >= 0:  # `not >=` also refuses NaN
+            raise ConfigError(f"{model}: {name} must be >= 0, got {getattr(config, name)}")
 
 
 def levels_to_unit(x: torch.Tensor, levels: int) -> torch.Tensor:
@@ -26,8 +40,9 @@ def unit_to_levels(g: torch.Tensor, levels: int) -> torch.Tensor:
     return ((g + 1) * ((levels - 1) / 2)).round().clamp(0, levels - 1).long()
 
 
-class ImplicitModel(Model):
-    """A sampler without a likelihood. Subclasses implement :meth:`draw` (network scale)."""
+class ImplicitModel(Model, abc.ABC):
+    """A sampler without a likelihood. Subclasses implement :meth:`draw` (network scale); a class
+    that does not cannot be instantiated."""
 
     samples = True
 
@@ -63,9 +78,9 @@ class ImplicitModel(Model):
             return self.shift + self.scale * g
         return unit_to_levels(g, levels)
 
+    @abc.abstractmethod
     def draw(self, n: int, y: torch.Tensor | None, temperature: float) -> torch.Tensor:
         """``n`` samples in the networks' scale (``y``: checked labels of a conditional model)."""
-        raise NotImplementedError
 
     def sample(self, n: int, *, y: torch.Tensor | None = None, temperature: float = 1.0) -> torch.Tensor:
         """``n`` examples in the data's representation (eval mode: batch norm from its running

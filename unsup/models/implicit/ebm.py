@@ -35,7 +35,7 @@ from unsup.data.base import DataSpec
 from unsup.errors import ConfigError, TrainingDiverged
 from unsup.models import register
 from unsup.models.base import Batch
-from unsup.models.implicit.base import ImplicitModel
+from unsup.models.implicit.base import ImplicitModel, check_options
 from unsup.models.implicit.nets import ARCHS, Discriminator, resolve_arch
 from unsup.nn.mmd import mmd2
 
@@ -94,12 +94,8 @@ class EBM(ImplicitModel):
     def __init__(self, spec: DataSpec, config: EBMConfig) -> None:
         super().__init__(spec, config)
         c = config
-        for name in ("langevin_steps", "sample_steps", "hidden", "layers"):
-            if getattr(c, name) < 1:
-                raise ConfigError(f"ebm: {name} must be at least 1, got {getattr(c, name)}")
-        for name in ("alpha", "step_size", "noise", "buffer_size"):
-            if not getattr(c, name) >= 0:
-                raise ConfigError(f"ebm: {name} must be >= 0, got {getattr(c, name)}")
+        check_options("ebm", c, at_least_1=("langevin_steps", "sample_steps", "hidden", "layers"),
+                      non_negative=("alpha", "step_size", "noise", "buffer_size"))
         if not 0 <= c.reinit <= 1:
             raise ConfigError(f"ebm: reinit must be in [0, 1], got {c.reinit}")
         if c.sample_from not in ("noise", "buffer"):

@@ -47,7 +47,7 @@ from unsup.data.base import DataSpec
 from unsup.errors import ConfigError
 from unsup.models import register
 from unsup.models.base import Batch, Phase
-from unsup.models.implicit.base import ImplicitModel
+from unsup.models.implicit.base import ImplicitModel, check_options
 from unsup.models.implicit.nets import ARCHS, NORMS, Discriminator, Generator, resolve_arch
 from unsup.nn.mmd import mmd2
 
@@ -133,12 +133,8 @@ class GAN(ImplicitModel):
         for name, value, choices in (("loss", c.loss, LOSSES), ("penalty", c.penalty, PENALTIES)):
             if value not in choices:
                 raise ConfigError(f"gan: {name} must be one of {', '.join(choices)}, got {value!r}")
-        for name in ("n_critic", "latent", "hidden", "layers"):
-            if getattr(c, name) < 1:
-                raise ConfigError(f"gan: {name} must be at least 1, got {getattr(c, name)}")
-        for name in ("penalty_weight", "weight_clip", "instance_noise", "noise_steps"):
-            if not getattr(c, name) >= 0:
-                raise ConfigError(f"gan: {name} must be >= 0, got {getattr(c, name)}")
+        check_options("gan", c, at_least_1=("n_critic", "latent", "hidden", "layers"),
+                      non_negative=("penalty_weight", "weight_clip", "instance_noise", "noise_steps"))
         if not c.d_lr > 0:
             raise ConfigError(f"gan: d_lr must be positive, got {c.d_lr}")
         if spec.kind == "sequence":

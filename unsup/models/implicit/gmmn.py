@@ -25,7 +25,7 @@ from unsup.data.base import DataSpec
 from unsup.errors import ConfigError
 from unsup.models import register
 from unsup.models.base import Batch
-from unsup.models.implicit.base import ImplicitModel
+from unsup.models.implicit.base import ImplicitModel, check_options
 from unsup.models.implicit.nets import ARCHS, Generator, resolve_arch
 from unsup.nn.mmd import MEDIAN_SCALES, median_bandwidths, mmd2
 
@@ -70,9 +70,7 @@ class GMMN(ImplicitModel):
     def __init__(self, spec: DataSpec, config: GMMNConfig) -> None:
         super().__init__(spec, config)
         c = config
-        for name in ("latent", "hidden", "layers"):
-            if getattr(c, name) < 1:
-                raise ConfigError(f"gmmn: {name} must be at least 1, got {getattr(c, name)}")
+        check_options("gmmn", c, at_least_1=("latent", "hidden", "layers"))
         if any(not b > 0 for b in c.bandwidths):
             raise ConfigError(f"gmmn: bandwidths must be positive, got {c.bandwidths}")
         if spec.kind == "sequence":
