@@ -258,6 +258,9 @@ DIFFUSION = ["--data", "fashion-mnist", "--batch-size", "64", "--time", "60m", "
              "--eval-every", "500", "--eval-batches", "4", "--samples", "64", "--eval-time", "5m"]
 RECIPES.update({
     "ddpm-fashion": ["ddpm", *DIFFUSION],
+    # validation by an 8-step RK4 solve with the Hutchinson estimator: two batches (~40 s)
+    "flow-matching-fashion": ["flow-matching", *DIFFUSION[:DIFFUSION.index("--eval-batches")],
+                              "--eval-batches", "2", *DIFFUSION[DIFFUSION.index("--samples"):]],
 })
 
 # `unsup eval` runs after training, each stored under "importance" in the recipe's result:
@@ -270,7 +273,9 @@ EVALS = {"vae-fashion-binary": CHAIN + COMMON, "iwae-fashion-binary": CHAIN + CO
              "vae-flow-prior-fashion-binary", "hvae-fashion-binary", "gumbel-vae-fashion-binary")},
          "pixelvae-fashion-binary": [CHAIN[1], *COMMON],
          # the bound estimated from 100 of its 999 KL terms (one per stratum) on 1,000 test images
-         "ddpm-fashion": [("bound100-N1000", ["--examples", "1000"])]}
+         "ddpm-fashion": [("bound100-N1000", ["--examples", "1000"])],
+         # two estimates (dopri5, tolerance 1e-4, one Hutchinson probe each) on 200 test images
+         "flow-matching-fashion": [("ode-N200", ["--examples", "200"])]}
 
 # Sequence data has no picture: these recipes also write samples with `unsup sample` (a WAV file
 # of generated speech -- one second each, four times the training clips --, decoded text),

@@ -381,6 +381,30 @@ def save_atoms(D: torch.Tensor, path: str | Path, patch_size: int) -> None:
     image_grid(a.view(-1, 1, patch_size, patch_size), None).save(path)
 
 
+@torch.no_grad()
+def save_trajectories(chains: torch.Tensor, data: torch.Tensor, path: str | Path, title: str = "") -> None:
+    """Sampling chains of 2-D data, ``(states, n, 2)``, as lines from their start (noise, grey
+    dot) to their end (the sample, coloured dot), over the data (light points)."""
+    plt = _pyplot()
+    c = chains.detach().cpu().float().numpy()
+    xs = data.detach().cpu().float().numpy().reshape(len(data), -1)
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.scatter(xs[:, 0], xs[:, 1], s=2, color="0.8", label="data")
+    for k in range(c.shape[1]):
+        ax.plot(c[:, k, 0], c[:, k, 1], lw=0.6, alpha=0.6)
+    ax.scatter(c[0, :, 0], c[0, :, 1], s=6, color="0.4", label="start (noise)")
+    ax.scatter(c[-1, :, 0], c[-1, :, 1], s=8, color="C3", label="sample")
+    (x0, x1), (y0, y1) = _padded_range(xs[:, 0], 0.5), _padded_range(xs[:, 1], 0.5)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_title(title or f"{c.shape[1]} sampling chains, {c.shape[0] - 1} steps", fontsize=10)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 # --- the pictures `unsup train` draws, by the names models give in Model.pictures() ------------
 # Each takes the model, test examples ``x`` with labels ``y`` (or None), the number ``n`` of
 # examples a grid shows, and the path. ("samples" is drawn by the caller, which may stop a slow
@@ -402,4 +426,6 @@ PICTURES: dict[str, Callable[[Any, torch.Tensor, torch.Tensor | None, int, Path]
         model, x[:16].to(model.device), path),
     "traversal": lambda model, x, y, n, path: save_traversal(model, x[:1000].to(model.device), path),
     "decoder-means": lambda model, x, y, n, path: save_decoder_means(model, x.to(model.device), path),
+    "trajectories": lambda model, x, y, n, path: (torch.manual_seed(0), save_trajectories(
+        model.trajectories(min(n, 64)), x, path))[1],
 }

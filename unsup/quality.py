@@ -98,9 +98,12 @@ def features(clf: Any, x: torch.Tensor, spec: DataSpec, batch_size: int = 256
 
 
 def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 64, seed: int = 0,
-                          progress_bars: bool = True) -> dict[str, Any]:
-    """Draw ``n`` samples from ``model`` and score them against ``n`` real test examples of the
-    run's data, beside the floor (``n`` real training against ``n`` real test examples)."""
+                          progress_bars: bool = True, sampling: dict[str, Any] | None = None
+                          ) -> dict[str, Any]:
+    """Draw ``n`` samples from ``model`` (with the sampler options ``sampling``) and score them
+    against ``n`` real test examples of the run's data, beside the floor (``n`` real training
+    against ``n`` real test examples)."""
+    sampling = sampling or {}
     if n < 10:
         raise ConfigError(f"--sample-quality needs at least 10 samples, got {n}")
     clf, meta = load_classifier(data.name, model.device)
@@ -119,9 +122,9 @@ def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 
         size = min(batch_size, n - start)
         if model.num_classes is not None:  # a conditional model: every class in turn
             asked.append(torch.arange(start, start + size) % model.num_classes)
-            drawn.append(model.sample(size, y=asked[-1]).cpu())
+            drawn.append(model.sample(size, y=asked[-1], **sampling).cpu())
         else:
-            drawn.append(model.sample(size).cpu())
+            drawn.append(model.sample(size, **sampling).cpu())
         bar.update(len(drawn[-1]))
     bar.close()
     fake = torch.cat(drawn)
@@ -135,7 +138,8 @@ def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 
     report["classifier_score"], report["classifier_score_sd"] = metrics.classifier_score(logits, seed=seed)
     if asked:  # how often the classifier sees the class each sample was drawn for
         report["class_accuracy"] = float((logits.argmax(1) == torch.cat(asked)).double().mean())
-    return {"n": n, "seed": seed, "features": f"the {data.name} classifier's pooled features "
+    return {"n": n, "seed": seed, **({"sampling": sampling} if sampling else {}),
+            "features": f"the {data.name} classifier's pooled features "
             f"({f_fake.shape[1]}-d): FD, not FID", "classifier": {
                 "file": classifier_for(data.name)[0].name, "test_accuracy": meta["test_accuracy"]},
             "samples": report, "floor": metrics.sample_quality(f_test, f_train, **kid)}

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from unsup.cli.options import HelpFormatter, run_data_args, run_parent
+from unsup.cli.options import HelpFormatter, run_data_args, run_parent, sampling_options, sampling_parent
 from unsup.cli.report import describe, evaluate_report, original_data_report
 from unsup.data import SPLITS
 from unsup.errors import ConfigError
@@ -19,7 +19,7 @@ from unsup.train.trainer import seed_everything
 
 
 def add_parser(sub: Any) -> None:
-    e = sub.add_parser("eval", parents=[run_parent()],
+    e = sub.add_parser("eval", parents=[run_parent(), sampling_parent()],
                        help="test NLL and bits/dim of a trained run", formatter_class=HelpFormatter,
                        epilog="example:\n  unsup eval runs/digits --json\n"
                        "  unsup eval runs/vae --importance-samples 5000 --examples 1000")
@@ -68,6 +68,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         view = original_view(model, meta, device)  # a prior over codes: its decoded images
         scored, data = (model, run_data_args(args, meta)) if view is None else view
         result["sample_quality"] = sample_quality_report(scored, data, args.sample_quality,
-                                                         args.batch_size, args.seed, not args.json)
+                                                         args.batch_size, args.seed, not args.json,
+                                                         sampling_options(args, scored))
     print(json.dumps(result) if args.json else describe(result))
     return 0

@@ -150,6 +150,37 @@ def run_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def sampling_parent() -> argparse.ArgumentParser:
+    """The sampler options of the commands that draw samples (``unsup sample``, ``unsup eval
+    --sample-quality``); each model says which it takes (``Model.sampling_options``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    g = parent.add_argument_group("sampler (diffusion, flow matching and score models)")
+    g.add_argument("--sampler", default=None, metavar="NAME",
+                   help="ddpm: ancestral, ddim or dpm-solver; flow-matching: euler or heun "
+                   "(default: the model's)")
+    g.add_argument("--steps", type=int, default=None, metavar="N",
+                   help="sampling steps (ddpm, flow-matching) or Langevin steps per noise level "
+                   "(ncsn); fewer is faster and coarser")
+    g.add_argument("--eta", type=float, default=None,
+                   help="ddim's noise: 0 deterministic, 1 the ancestral sampler")
+    g.add_argument("--guidance", type=float, default=None, metavar="W",
+                   help="classifier-free guidance weight of a conditional model (1: none; > 1 "
+                   "samples more typical of their class)")
+    return parent
+
+
+def sampling_options(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    """The sampler options given on the command line, checked against what ``model`` takes."""
+    given = {k: getattr(args, k) for k in ("sampler", "steps", "eta", "guidance")
+             if getattr(args, k, None) is not None}
+    unknown = sorted(set(given) - set(model.sampling_options))
+    if unknown:
+        takes = ", ".join(f"--{o.replace('_', '-')}" for o in model.sampling_options) or "none"
+        raise ConfigError(f"{type(model).__name__} takes no {', '.join('--' + u for u in unknown)} "
+                          f"(its sampler options: {takes})")
+    return given
+
+
 def run_data_args(args: argparse.Namespace, meta: dict[str, Any]) -> DataArgs:
     """A run's :class:`DataArgs`, with ``--data-dir`` where given."""
     d = DataArgs.from_dict(meta["data"])

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from unsup.cli.options import HelpFormatter, run_data_args, run_parent
+from unsup.cli.options import HelpFormatter, run_data_args, run_parent, sampling_options, sampling_parent
 from unsup.errors import ConfigError
 from unsup.models import Model
 from unsup.train import load_run, select_device
@@ -17,7 +17,7 @@ from unsup.train.runs import original_view
 
 
 def add_parser(sub: Any) -> None:
-    s = sub.add_parser("sample", parents=[run_parent()],
+    s = sub.add_parser("sample", parents=[run_parent(), sampling_parent()],
                        help="draw samples from a trained run", formatter_class=HelpFormatter,
                        epilog="example:\n  unsup sample runs/digits --n 64 --out samples.png "
                        "--temperature 0.9")
@@ -113,7 +113,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     view = original_view(model, meta, model.device) if suffix not in (".wav", ".txt") else None
     if view is not None:  # a prior over VQ-VAE codes: decode the sampled codes to images
         model = view[0]
-    x = model.sample(args.n, y=y, temperature=args.temperature, **naive, **length_opt)
+    x = model.sample(args.n, y=y, temperature=args.temperature, **naive, **length_opt,
+                     **sampling_options(args, model))
     if suffix == ".wav":
         save_audio_samples(x, model.spec, meta["data"]["name"], args.out)
     elif suffix == ".txt":

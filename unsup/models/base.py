@@ -128,6 +128,8 @@ class Model(nn.Module):
         completes: ``complete(x, known, ...)`` fills in hidden pixels of images.
         interpolates: ``interpolate(a, b, steps)`` walks between two examples.
         variable_length: ``sample(..., length=T)`` draws sequences of any length.
+        sampling_options: keyword options of ``sample`` choosing and tuning the sampler
+            (``sampler``, ``steps``, ``eta``, ``guidance``: diffusion and flow models).
     """
 
     Config: ClassVar[type]
@@ -139,6 +141,7 @@ class Model(nn.Module):
     completes: ClassVar[bool] = False
     interpolates: ClassVar[bool] = False
     variable_length: ClassVar[bool] = False
+    sampling_options: ClassVar[tuple[str, ...]] = ()
     num_classes: int | None = None
 
     def phases(self) -> tuple[Phase, ...]:

@@ -73,8 +73,6 @@ class NoiseConditional(UnitScaled):
 
     # ------------------------------------------------------------------ sampling
 
-    sampling_options: ClassVar[tuple[str, ...]] = ()
-
     def draw(self, n: int, y: torch.Tensor | None, temperature: float,
              record: list[torch.Tensor] | None = None, **options: Any) -> torch.Tensor:
         """``n`` samples in the unit scale; each state of the chain appended to ``record``."""

@@ -21,6 +21,7 @@ through a two-layer MLP; a class enters as a learned embedding added to it, with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -40,7 +41,8 @@ class DenoiserConfig:
 
     Attributes:
         arch: ``unet`` (images), ``mlp`` (any data); ``auto``: ``unet`` for images, ``mlp`` otherwise.
-        hidden: base channels of the U-Net, units of the MLP.
+        hidden: base channels of the U-Net, units of the MLP (0: 32 for the U-Net, 64 for the MLP,
+            the course's toy network).
         mults: channel multiplier of each U-Net resolution (its length sets the number of levels).
         res_blocks: residual blocks per U-Net resolution.
         attention: feature-map sides (e.g. 7 for the 7x7 level of a 28x28 image) with self-attention.
@@ -52,7 +54,7 @@ class DenoiserConfig:
     """
 
     arch: str = field(default="auto", metadata={"choices": ARCHS})
-    hidden: int = 32
+    hidden: int = 0
     mults: list[int] = field(default_factory=lambda: [1, 2, 2])
     res_blocks: int = 1
     attention: list[int] = field(default_factory=lambda: [7])
@@ -221,4 +223,6 @@ def denoiser(spec: DataSpec, c: DenoiserConfig, out_factor: int = 1) -> nn.Modul
         raise ConfigError(f"dropout and label_dropout must be in [0, 1), got {c.dropout}, "
                           f"{c.label_dropout}")
     classes = spec.num_classes if c.conditional else None
+    if c.hidden == 0:
+        c = dataclasses.replace(c, hidden=32 if arch == "unet" else 64)
     return (UNet if arch == "unet" else MLP)(spec, c, out_factor, classes)
