@@ -88,6 +88,10 @@ DISCRETE = {
     "ebm": (IMAGE, {"hidden": 4, "langevin_steps": 1, "buffer_size": 4}),
     "cyclegan": (IMAGE, {"target_shape": [3, 4, 4], "target_levels": 4, "hidden": 2, "res_blocks": 1,
                          "d_hidden": 2}),
+    # diffusion, flow matching, score models (issue #20)
+    "ddpm": (IMAGE, {"hidden": 4, "mults": [1], "timesteps": 4, "bound_steps": 2}),
+    "flow-matching": (IMAGE, {"hidden": 4, "mults": [1], "ode_method": "rk4", "likelihood_repeats": 1}),
+    "ncsn": (IMAGE, {"hidden": 4, "mults": [1], "sigma_max": 2.0, "noise_levels": 2}),
 }
 # The models that also take continuous data, on continuous data.
 CONTINUOUS = {
@@ -109,6 +113,9 @@ CONTINUOUS = {
     "gmmn": (VECTOR2, {"hidden": 4, "latent": 2}),
     "bigan": (VECTOR2, {"hidden": 4, "latent": 2}),
     "ebm": (VECTOR2, {"hidden": 4, "langevin_steps": 1, "buffer_size": 4}),
+    "ddpm": (VECTOR2, {"hidden": 4, "layers": 1, "timesteps": 4}),
+    "flow-matching": (VECTOR2, {"hidden": 4, "layers": 1}),
+    "ncsn": (VECTOR2, {"hidden": 4, "layers": 1, "sigma_max": 2.0, "noise_levels": 2}),
 }
 CASES = [(n, "discrete") for n in DISCRETE if DISCRETE[n][0].levels is not None]
 CASES += [(n, "continuous") for n in CONTINUOUS] + [("ar-flow", "continuous")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from unsup.data import TensorDataset
-from unsup.models.base import nats_to_bits_per_dim
+from unsup.models.base import LikelihoodModel, nats_to_bits_per_dim
 from unsup.train import evaluate
 from unsup.train.runs import original_view
 
@@ -22,7 +22,8 @@ def evaluate_report(model, ds, meta: dict[str, Any], batch_size: int, desc: str 
     if "partial" in m:  # --eval-time ran out: a uniform random subset of the split
         result["partial"] = {**m.pop("partial"), "seconds": time_limit}
     if "nll" in m:
-        result.update(nll_nats=m["nll"], bpd=m["bpd"], exact=m["exact"], nats_per_dim=m["loss"])
+        result.update(nll_nats=m["nll"], bpd=m["bpd"], exact=m["exact"], likelihood=m["likelihood"],
+                      nats_per_dim=m["loss"])
         if "nll_se" in m:  # Monte-Carlo standard error of an importance-sampled estimate
             result.update(nll_se=m["nll_se"], bpd_se=nats_to_bits_per_dim(m["nll_se"], model.spec.dims))
     else:
@@ -36,12 +37,15 @@ def evaluate_report(model, ds, meta: dict[str, Any], batch_size: int, desc: str 
 
 def original_data_report(model, meta: dict[str, Any], split: str, batch_size: int,
                          data_dir: str | None = None, device: Any = "cpu") -> tuple[Any, dict[str, Any]]:
-    """For a run trained on data derived from another run (a prior over VQ-VAE codes): the model
-    of the original data and its bound there (``image_bpd_bound``); ``(None, {})`` otherwise."""
+    """For a run trained on data derived from another run (a prior over VQ-VAE codes, a model of a
+    VAE's latents): the model of the original data and, when it has a likelihood, its bound there
+    (``image_bpd_bound``); ``(None, {})`` for any other run."""
     view = original_view(model, meta, device)
     if view is None:
         return None, {}
     combined, data = view
+    if not isinstance(combined, LikelihoodModel):  # decoded latents: samples, no likelihood
+        return combined, {}
     if data_dir:
         data.root = data_dir
     m = evaluate(combined, data.load(split), batch_size)
@@ -51,7 +55,9 @@ def original_data_report(model, meta: dict[str, Any], split: str, batch_size: in
 def describe(r: dict[str, Any]) -> str:
     """One line (two for a partial evaluation) for people."""
     if "bpd" in r:
-        kind = "exact" if r["exact"] else "upper bound (the model's log_prob is a lower bound)"
+        kind = {"exact": "exact", "estimate": "an estimate (the model's log_prob estimates log p, "
+                "neither a bound nor exact)"}.get(r.get("likelihood", "exact" if r["exact"] else ""),
+                                                 "upper bound (the model's log_prob is a lower bound)")
         se = f" ± {r['nll_se']:.3f} (s.e.)" if "nll_se" in r else ""
         text = (f"{r['split']}: {r['bpd']:.4f} bits/dim, NLL {r['nll_nats']:.3f}{se} nats/example "
                 f"({r['nats_per_dim']:.4f} nats/dim) over {r['n']} examples, {kind}")

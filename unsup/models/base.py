@@ -303,6 +303,9 @@ class LikelihoodModel(Model):
     """
 
     exact_likelihood: ClassVar[bool] = True
+    # what log_prob is when it is not exact: "bound" (a lower bound, or an unbiased estimate of
+    # one) or "estimate" (of log p itself, e.g. by an ODE solve; neither above nor below for sure)
+    inexact_kind: ClassVar[str] = "bound"
     samples: ClassVar[bool] = True
     latent_map: ClassVar[bool] = False  # encode(x) maps data to latents of its own shape (flows)
 

@@ -456,6 +456,7 @@ def _summarise(model: Model, ds: Dataset, totals: dict[str, float], n: int, limi
         out["loss"] = out["nll"] / model.spec.dims
         out["bpd"] = nats_to_bits_per_dim(out["nll"], model.spec.dims)
         out["exact"] = bool(model.exact_likelihood)
+        out["likelihood"] = "exact" if model.exact_likelihood else model.inexact_kind
     out["n"] = n
     return out
 

@@ -36,25 +36,38 @@ from unsup.train.runs import VIEWS, load_run
 _CHUNK = 512  # images encoded at a time
 
 
-@DATASETS.register(
-    "vq-codes:PATH",
-    "code grids (1, h, w) of a trained vqvae run's dataset, K levels, its labels (option checkpoint)",
-)
-def vq_codes(req: Request) -> TensorDataset:
+def encode_run_split(req: Request, accept: type, need: str) -> tuple[Any, TensorDataset, torch.Tensor]:
+    """The model of the run ``req.arg`` (its ``checkpoint`` option: ``best`` or ``last``), the
+    split ``req.split`` of its own image dataset, and ``model.encode`` of every image, ``(N, ...)``.
+
+    Raises:
+        ConfigError: the run holds no ``accept`` model (``need``: what to train instead), or its
+            data are not images.
+    """
     assert req.arg is not None  # resolve() guarantees a path after ':'
     which = req.option("checkpoint", "best")
     if which not in ("best", "last"):
         raise ConfigError(f"{req.name}: option checkpoint must be best or last, got {which!r}")
     model, meta = load_run(req.arg, which)
-    if not isinstance(model, VQVAE):
-        raise ConfigError(f"{req.name}: {req.arg} holds a {meta['model']} run; vq-codes needs a "
-                          f"vqvae run (`unsup train vqvae --out {req.arg}`)")
+    if not isinstance(model, accept):
+        raise ConfigError(f"{req.name}: {req.arg} holds a {meta['model']} run; this source needs "
+                          f"{need}")
     d = DataArgs.from_dict(meta["data"])
     d.root, d.download = req.root or d.root, req.download or d.download
     images = d.load(req.split)
     if not isinstance(images, TensorDataset):
         raise ConfigError(f"{req.name}: the run's data {d.name!r} is not an image dataset")
     codes = torch.cat([model.encode(images.x[i:i + _CHUNK]) for i in range(0, len(images), _CHUNK)])
+    return model, images, codes
+
+
+@DATASETS.register(
+    "vq-codes:PATH",
+    "code grids (1, h, w) of a trained vqvae run's dataset, K levels, its labels (option checkpoint)",
+)
+def vq_codes(req: Request) -> TensorDataset:
+    model, images, codes = encode_run_split(
+        req, VQVAE, f"a vqvae run (`unsup train vqvae --out {req.arg}`)")
     h, w = model.code_shape
     spec = DataSpec((1, h, w), model.codebook_size, images.spec.num_classes, "image")
     return TensorDataset(codes.view(-1, 1, h, w), spec, y=images.y, name=req.name, split=req.split,

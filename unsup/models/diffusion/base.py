@@ -83,6 +83,10 @@ class NoiseConditional(UnitScaled):
         if unknown:
             raise ConfigError(f"{type(self).__name__} has no sampling option {', '.join(unknown)}; "
                               f"it has {', '.join(self.sampling_options)}")
+        guidance = options.get("guidance", getattr(self.config, "guidance", 1.0))
+        if guidance != 1.0 and self.num_classes is None:
+            raise ConfigError(f"guidance {guidance}: classifier-free guidance needs a class-conditional "
+                              f"model (train with --conditional)")
 
     @torch.no_grad()
     def sample(self, n: int, *, y: torch.Tensor | None = None, temperature: float = 1.0,

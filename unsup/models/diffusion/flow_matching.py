@@ -104,6 +104,7 @@ class FlowMatching(NoiseConditional, LikelihoodModel):
 
     Config = FlowMatchingConfig
     exact_likelihood = False
+    inexact_kind = "estimate"  # of the dequantised density: for discrete data, of a lower bound
     sampling_options = ("sampler", "steps", "guidance")
 
     def __init__(self, spec: DataSpec, config: FlowMatchingConfig) -> None:

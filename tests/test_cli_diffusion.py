@@ -1,0 +1,78 @@
+"""The diffusion family from the command line: training, the bound, sampler options, the 2-D
+pictures, and latent diffusion on a VAE run's codes."""
+
+import json
+
+import pytest
+from cli_helpers import run
+from PIL import Image
+
+import unsup
+
+
+def test_ddpm_trains_reports_its_bound_and_samples_with_any_sampler(tmp_path, capsys):
+    out = tmp_path / "ddpm"
+    code, stdout, err = run(capsys, "train", "ddpm", "--data", "digits", "--steps", "3",
+                            "--batch-size", "16", "--hidden", "8", "--mults", "1", "2", "--timesteps", "20",
+                            "--bound-steps", "4", "--samples", "8", "--out", str(out))
+    assert code == 0, err
+    test = json.loads((out / "test.json").read_text())
+    assert test["exact"] is False and test["likelihood"] == "bound" and test["nll_se"] > 0
+    assert "upper bound" in stdout + err
+    for sampler, extra in (("ancestral", []), ("ddim", ["--eta", "0.5"]), ("dpm-solver", [])):
+        png = tmp_path / f"{sampler}.png"
+        code, stdout, err = run(capsys, "sample", str(out), "--n", "4", "--sampler", sampler,
+                                "--steps", "5", *extra, "--out", str(png))
+        assert code == 0, err
+        assert Image.open(png).size[0] > 8
+    code, _, err = run(capsys, "sample", str(out), "--n", "4", "--steps", "50", "--out", str(png))
+    assert code == 2 and "sampling steps must be in [1, 20]" in err
+    code, _, err = run(capsys, "sample", str(out), "--n", "4", "--guidance", "2", "--out", str(png))
+    assert code == 2 and "needs a class-conditional model" in err
+
+
+def test_sampler_options_are_refused_by_models_without_them(tmp_path, capsys):
+    out = tmp_path / "made"
+    assert run(capsys, "train", "made", "--data", "digits", "--steps", "2", "--samples", "0",
+               "--out", str(out))[0] == 0
+    code, _, err = run(capsys, "sample", str(out), "--steps", "5", "--out", str(tmp_path / "s.png"))
+    assert code == 2 and "MADE takes no --steps" in err
+
+
+@pytest.mark.parametrize("model", ["ddpm", "flow-matching", "ncsn"])
+def test_2d_toys_draw_samples_and_trajectories(model, tmp_path, capsys):
+    out = tmp_path / model
+    fast = {"ddpm": ["--timesteps", "20", "--bound-steps", "0"], "flow-matching": ["--sample-steps", "4"],
+            "ncsn": ["--langevin-steps", "3", "--noise-levels", "4"]}[model]
+    code, stdout, err = run(capsys, "train", model, "--data", "two-moons", "--steps", "3",
+                            "--batch-size", "64", *fast, "--samples", "200", "--out", str(out))
+    assert code == 0, err
+    expected = {"samples.png", "trajectories.png"} | ({"density.png"} if model != "ncsn" else set())
+    assert expected <= {p.name for p in out.glob("*.png")}
+    if model == "flow-matching":  # an estimate: neither exact nor a bound
+        assert json.loads((out / "test.json").read_text())["likelihood"] == "estimate"
+        assert "an estimate" in stdout + err
+
+
+def test_latent_diffusion_on_a_vae_runs_codes_samples_and_scores_images(tmp_path, capsys):
+    vae, prior = tmp_path / "vae", tmp_path / "prior"
+    code, _, err = run(capsys, "train", "vae", "--data", "digits", "--steps", "3", "--samples", "0",
+                       "--z-dim", "6", "--out", str(vae))
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "ddpm", "--data", f"vae-latents:{vae}", "--steps", "3",
+                       "--timesteps", "10", "--samples", "8", "--out", str(prior))
+    assert code == 0, err
+    model, _ = unsup.train.load_run(prior)
+    assert model.spec.shape == (6,) and model.spec.levels is None
+    assert (prior / "samples.png").exists()  # decoded by the VAE: 8x8 images
+    png = tmp_path / "s.png"
+    code, _, err = run(capsys, "sample", str(prior), "--n", "4", "--steps", "5", "--out", str(png))
+    assert code == 0, err
+    code, stdout, err = run(capsys, "eval", str(prior), "--sample-quality", "20", "--steps", "2",
+                            "--json")
+    assert code == 0, err
+    quality = json.loads(stdout.strip().splitlines()[-1])["sample_quality"]
+    assert quality["sampling"] == {"steps": 2} and quality["samples"]["kid"] == quality["samples"]["kid"]
+    code, _, err = run(capsys, "train", "ddpm", "--data", f"vae-latents:{prior}", "--steps", "1",
+                       "--out", str(tmp_path / "bad"))  # a ddpm run is no VAE
+    assert code == 2 and "holds a ddpm run; this source needs a run of the VAE family" in err
