@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from pinned import git_commit  # benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 # cifar10-jpeg is a local archive that unsup never looks for on its own: the project's copy sits in
 # the shared/ folder beside the repository, and its recipes name it (relative to ROOT, where every
@@ -261,6 +263,23 @@ RECIPES.update({
     # validation by an 8-step RK4 solve with the Hutchinson estimator: two batches (~40 s)
     "flow-matching-fashion": ["flow-matching", *DIFFUSION[:DIFFUSION.index("--eval-batches")],
                               "--eval-batches", "2", *DIFFUSION[DIFFUSION.index("--samples"):]],
+    # latent diffusion at the pixel DDPM's budget: a convolutional VAE (8-bit, discretised
+    # logistic decoder, 32-d code) for 15 minutes, then a DDPM on its codes for 45 (the MLP
+    # denoiser of vectors, 4 x 256 units, 1000 steps); scored as decoded images
+    "vae-fashion-8bit": ["vae", "--data", "fashion-mnist", "--arch", "conv", "--batch-size", "64",
+                         "--time", "15m", "--eval-every", "500", "--eval-batches", "5", "--samples", "64",
+                         "--eval-samples", "100", "--eval-time", "2m"],
+    "ddpm-fashion-latent": ["ddpm", "--data", "vae-latents:runs/bench/vae-fashion-8bit", "--hidden", "256",
+                            "--batch-size", "256", "--time", "45m", "--ema", "0.999", "--eval-every", "1000",
+                            "--eval-batches", "4", "--samples", "64", "--eval-time", "2m"],
+    # classifier-free guidance on the 8 x 8 digits: labels dropped 10 % of the time, 4,000 steps
+    "ddpm-digits-conditional": ["ddpm", "--data", "digits", "--conditional", "--batch-size", "64",
+                                "--steps", "4000", "--ema", "0.999", "--eval-every", "1000",
+                                "--samples", "64", "--bound-steps", "0"],
+    # the course's 2-D toys (cosine schedule, an MLP of 4 x 64 units), 5,000 steps each
+    **{f"{m}-two-moons": [m, "--data", "two-moons", *TOY[:-2], "--samples", "2000", "--steps", "5000",
+                          *(["--bound-steps", "0"] if m == "ddpm" else [])]
+       for m in ("ddpm", "flow-matching", "ncsn")},
 })
 
 # `unsup eval` runs after training, each stored under "importance" in the recipe's result:
@@ -275,7 +294,9 @@ EVALS = {"vae-fashion-binary": CHAIN + COMMON, "iwae-fashion-binary": CHAIN + CO
          # the bound estimated from 100 of its 999 KL terms (one per stratum) on 1,000 test images
          "ddpm-fashion": [("bound100-N1000", ["--examples", "1000"])],
          # two estimates (dopri5, tolerance 1e-4, one Hutchinson probe each) on 200 test images
-         "flow-matching-fashion": [("ode-N200", ["--examples", "200"])]}
+         "flow-matching-fashion": [("ode-N200", ["--examples", "200"])],
+         # the decoded samples' quality (the code bound on the first 100 test images comes along)
+         "ddpm-fashion-latent": [("quality-N500", ["--examples", "100", "--sample-quality", "500"])]}
 
 # Sequence data has no picture: these recipes also write samples with `unsup sample` (a WAV file
 # of generated speech -- one second each, four times the training clips --, decoded text),
@@ -284,7 +305,7 @@ SAMPLES = {"wavenet-speech": ("samples.wav", ["--n", "8", "--length", "16000"]),
            **{name: ("samples.txt", ["--n", "4"]) for name in RECIPES if "-bible" in name}}
 ONE_CORE_PREFIXES = ("arch-", "realnvp-", "glow-", "nice-", "flow++-", "maf-", "ar-flow-", "cdf-flow-",
                      "vqvae-", "vae-", "iwae-", "pixelvae-", "hvae-", "gumbel-vae-", "ddpm-",
-                     "flow-matching-")
+                     "flow-matching-", "ncsn-")
 ONE_CORE = {name for name in RECIPES if name.startswith(ONE_CORE_PREFIXES)} | {*REP_RECIPES, *WORDS,
     "pixelcnn++-fashion", "wavenet-speech", *(n for n in RECIPES if "-bible" in n),
     *(n for n in RECIPES if n.startswith(("pixelcnn-colored", "pixelcnn-cifar10-jpeg", "cpc-audio-")))}
@@ -343,7 +364,7 @@ def run(name: str) -> dict:
         result["words"] = json.loads(done.stdout.strip().splitlines()[-1])
         result["words"]["command"] = " ".join(["unsup", "words", f"runs/bench/{name}", *WORDS[name]])
     result.update(train=json.loads((out / "train.json").read_text()),
-                  command=" ".join(cmd), wall_seconds=round(time.time() - t0, 1),
+                  command=" ".join(cmd), git_commit=git_commit(), wall_seconds=round(time.time() - t0, 1),
                   threads=1 if name in ONE_CORE else os.cpu_count())
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
     (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -18,14 +18,17 @@ ISSUE_3 = ("arch-", "pixelcnn++-", "wavenet-speech", "-bible", "pixelcnn-colored
            "pixelcnn-cifar10-jpeg-")
 ISSUE_4 = ("realnvp-", "glow-", "nice-", "maf-", "iaf-", "cdf-flow-", "ar-flow-", "flow++-")
 ISSUE_5 = ("vae-", "iwae-", "vqvae-", "pixelvae-", "hvae-", "gumbel-vae-")
+ISSUE_20 = ("ddpm-", "flow-matching-", "ncsn-", "diffusion-")
 GROUPS = {
     "Likelihood recipes (issue #2)":
-        lambda name: not any(k in name for k in ISSUE_3 + ISSUE_4) and not name.startswith(ISSUE_5),
+        lambda name: (not any(k in name for k in ISSUE_3 + ISSUE_4)
+                      and not name.startswith(ISSUE_5 + ISSUE_20)),
     "Architecture comparison (issue #3)": lambda name: name.startswith("arch-"),
     "PixelCNN++, colour, speech and text (issue #3)":
         lambda name: any(k in name for k in ISSUE_3) and not name.startswith("arch-"),
     "Flows (issue #4)": lambda name: name.startswith(ISSUE_4),
     "Latent-variable models (issue #5)": lambda name: name.startswith(ISSUE_5),
+    "Diffusion (issue #20)": lambda name: name.startswith(ISSUE_20[:3]),
 }
 
 
@@ -340,6 +343,108 @@ def sample_quality_tables() -> str:
     return out + "\n".join(rows)
 
 
+def _budget(command: str) -> str:
+    words = command.split()
+    for flag in ("--time", "--steps"):
+        if flag in words:
+            value = words[words.index(flag) + 1]
+            return value.replace("m", " min") if flag == "--time" else f"{value} steps"
+    return "?"
+
+
+def diffusion_bound_table() -> str:
+    """DDPM's bound and flow matching's estimate beside the flows and PixelCNN++ (8-bit
+    Fashion-MNIST, every term counted)."""
+    evals = {"ddpm-fashion": "bound100-N1000", "flow-matching-fashion": "ode-N200"}
+    rows = ["| recipe | budget (one core) | steps | test bits/dim | what it is | test images |",
+            "|---|---|---|---|---|---|"]
+    for name in ("ddpm-fashion", "flow-matching-fashion", "glow-fashion", "realnvp-fashion",
+                 "flow++-fashion", "pixelcnn++-fashion"):
+        r = _load(name)
+        if r is None:
+            rows.append(f"| {name} | (not run) | | | | |")
+            continue
+        m = r.get("importance", {}).get(evals.get(name, ""), r)
+        kind = m.get("likelihood") or ("exact" if m["exact"] else "bound")
+        se = f" ± {m['nll_se'] / (784 * 0.6931471805599453):.4f}" if m.get("nll_se") else ""
+        what = {"exact": "exact", "bound": "upper bound", "estimate": "estimate"}[kind]
+        rows.append(f"| `{name}` | {_budget(r['command'])} | {r['train']['steps']:,} | "
+                    f"{m['bpd']:.4f}{se} | {what} | {m['n']:,} |")
+    return "\n".join(rows) + "\n\n(± is the Monte-Carlo standard error of the estimate, in bits/dim.)"
+
+
+def diffusion_samplers_table() -> str:
+    rows = ["| model | sampler | steps | NFE | KID | FD | precision | recall | CPU s / image |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    notes, floor = [], None
+    for name in ("diffusion-samplers-ddpm", "diffusion-samplers-flow-matching"):
+        r = _load(name)
+        if r is None:
+            continue
+        for row in r["rows"]:
+            q = row["samples"]
+            floor = row["floor"]
+            rows.append(f"| {r['model']} | {row['sampler']} | {row['steps']} | {row['nfe']} | "
+                        f"{q['kid']:.4f} ± {q['kid_sd']:.4f} | {q['fd']:.1f} | {q['precision']:.3f} | "
+                        f"{q['recall']:.3f} | {row['cpu_seconds_per_image']:.3f} |")
+        notes.append(f"`{r['command']}` at {r['git_commit'][:7]}, {r['threads']} thread, {r['n']} samples")
+    if floor is not None:
+        rows.append(f"| floor (real train vs test) | | | | {floor['kid']:.4f} ± {floor['kid_sd']:.4f} | "
+                    f"{floor['fd']:.1f} | {floor['precision']:.3f} | {floor['recall']:.3f} | |")
+    return "\n".join(rows) + "\n\n" + "; ".join(notes) + "."
+
+
+def diffusion_guidance_table() -> str:
+    r = _load("diffusion-guidance")
+    if r is None:
+        return "(not run)"
+    rows = ["| guidance w | KID | FD | class accuracy |", "|---|---|---|---|"]
+    for row in r["rows"]:
+        q = row["samples"]
+        rows.append(f"| {row['guidance']:g} | {q['kid']:.4f} ± {q['kid_sd']:.4f} | {q['fd']:.1f} | "
+                    f"{q['class_accuracy']:.3f} |")
+    f = r["rows"][0]["floor"]
+    rows.append(f"| floor (real train vs test) | {f['kid']:.4f} ± {f['kid_sd']:.4f} | {f['fd']:.1f} | "
+                f"{r['classifier_test_accuracy']:.3f} (the classifier's test accuracy) |")
+    return "\n".join(rows) + (f"\n\n`{r['command']}` at {r['git_commit'][:7]}, {r['threads']} thread, "
+                              f"{r['n']} samples per weight.")
+
+
+def diffusion_speed_table() -> str:
+    r = _load("diffusion-speed")
+    if r is None:
+        return "(not run)"
+    rows = ["| model, sampler | parameters | images per CPU second |", "|---|---|---|"]
+    for row in r["rows"]:
+        rows.append(f"| {row['label']} | {row['parameters']:,} | {row['images_per_cpu_second']:.2f} |")
+    return "\n".join(rows) + (f"\n\n`{r['command']}` at {r['git_commit'][:7]}, {r['threads']} thread, "
+                              f"{r['rows'][0]['n']} images a draw, median of the rounds.")
+
+
+def latent_diffusion_table() -> str:
+    pixel, latent = _load("diffusion-samplers-ddpm"), _load("ddpm-fashion-latent")
+    vae = _load("vae-fashion-8bit")
+    if latent is None or pixel is None or vae is None:
+        return "(not run)"
+    ddim50 = next(row for row in pixel["rows"] if (row["sampler"], row["steps"]) == ("ddim", 50))
+    q = latent["importance"]["quality-N500"]["sample_quality"]
+    pix = _load("ddpm-fashion")
+    rows = ["| model | training | images / s in training | KID (DDIM, 50 steps) | FD | precision | recall |",
+            "|---|---|---|---|---|---|---|",
+            f"| pixel DDPM (`ddpm-fashion`) | {_budget(pix['command'])}, {pix['train']['steps']:,} steps | "
+            f"{pix['train']['examples_per_second']:.0f} | {ddim50['samples']['kid']:.4f} ± "
+            f"{ddim50['samples']['kid_sd']:.4f} | {ddim50['samples']['fd']:.1f} | "
+            f"{ddim50['samples']['precision']:.3f} | {ddim50['samples']['recall']:.3f} |",
+            f"| latent DDPM (`vae-fashion-8bit` + `ddpm-fashion-latent`) | {_budget(vae['command'])} "
+            f"({vae['train']['steps']:,} steps) + {_budget(latent['command'])} "
+            f"({latent['train']['steps']:,} steps) | {vae['train']['examples_per_second']:.0f} + "
+            f"{latent['train']['examples_per_second']:.0f} | {q['samples']['kid']:.4f} ± "
+            f"{q['samples']['kid_sd']:.4f} | {q['samples']['fd']:.1f} | {q['samples']['precision']:.3f} | "
+            f"{q['samples']['recall']:.3f} |"]
+    return "\n".join(rows) + (f"\n\nKID of {ddim50['n']} (pixel) and {q['n']} (latent) samples; floor at "
+                              f"{q['n']}: {q['floor']['kid']:.4f}.")
+
+
 if __name__ == "__main__":
     for title, include in GROUPS.items():
         print(f"## {title}\n")
@@ -382,5 +487,15 @@ if __name__ == "__main__":
     print(gan_cycle_table() + "\n")
     print("## Sample-quality floors and likelihood models (issue #19)\n")
     print(sample_quality_tables() + "\n")
+    print("## Diffusion: bounds beside the flows (issue #20)\n")
+    print(diffusion_bound_table() + "\n")
+    print("## Diffusion: samplers, quality against cost (issue #20)\n")
+    print(diffusion_samplers_table() + "\n")
+    print("## Diffusion: classifier-free guidance (issue #20)\n")
+    print(diffusion_guidance_table() + "\n")
+    print("## Diffusion: latent against pixel space (issue #20)\n")
+    print(latent_diffusion_table() + "\n")
+    print("## Diffusion: sampling speed beside the other families (issue #20)\n")
+    print(diffusion_speed_table() + "\n")
     print("\n## Framework overhead\n")
     print(throughput_table())

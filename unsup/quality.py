@@ -97,16 +97,34 @@ def features(clf: Any, x: torch.Tensor, spec: DataSpec, batch_size: int = 256
     return torch.cat(feats), torch.cat(logits)
 
 
-def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 64, seed: int = 0,
-                          progress_bars: bool = True, sampling: dict[str, Any] | None = None
-                          ) -> dict[str, Any]:
-    """Draw ``n`` samples from ``model`` (with the sampler options ``sampling``) and score them
-    against ``n`` real test examples of the run's data, beside the floor (``n`` real training
-    against ``n`` real test examples)."""
-    sampling = sampling or {}
+def draw_samples(model: Any, n: int, batch_size: int = 64, seed: int = 0, progress_bars: bool = True,
+                 sampling: dict[str, Any] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``n`` samples of ``model`` drawn ``batch_size`` at a time from seed ``seed`` (with the
+    sampler options ``sampling``), and for a conditional model the class each was drawn for
+    (every class in turn; ``None`` otherwise)."""
+    torch.manual_seed(seed)
+    bar, drawn, asked = progress(n, "sampling", "example", disable=not progress_bars), [], []
+    for start in range(0, n, batch_size):
+        size = min(batch_size, n - start)
+        if model.num_classes is not None:
+            asked.append(torch.arange(start, start + size) % model.num_classes)
+            drawn.append(model.sample(size, y=asked[-1], **(sampling or {})).cpu())
+        else:
+            drawn.append(model.sample(size, **(sampling or {})).cpu())
+        bar.update(len(drawn[-1]))
+    bar.close()
+    return torch.cat(drawn), (torch.cat(asked) if asked else None)
+
+
+def score_samples(fake: torch.Tensor, data: DataArgs, seed: int = 0, asked: torch.Tensor | None = None,
+                  device: Any = "cpu") -> dict[str, Any]:
+    """Score samples ``fake`` (``n`` examples in the representation of ``data``) against ``n``
+    real test examples, beside the floor (``n`` real training against ``n`` real test examples);
+    ``asked``: the class each sample was drawn for (adds ``class_accuracy``)."""
+    n = len(fake)
     if n < 10:
         raise ConfigError(f"--sample-quality needs at least 10 samples, got {n}")
-    clf, meta = load_classifier(data.name, model.device)
+    clf, meta = load_classifier(data.name, device)
     train, test = data.load("train"), data.load("test")
     if not isinstance(test, TensorDataset) or tuple(test.spec.shape) != tuple(clf.spec.shape):
         raise ConfigError(f"the classifier of {data.name} takes images {tuple(clf.spec.shape)}; this "
@@ -116,18 +134,6 @@ def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 
     g = torch.Generator().manual_seed(seed)
     real_test = test.x[torch.randperm(len(test), generator=g)[:n]]
     real_train = train.x[torch.randperm(len(train), generator=g)[:n]]
-    torch.manual_seed(seed)
-    bar, drawn, asked = progress(n, "sampling", "example", disable=not progress_bars), [], []
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
-        if model.num_classes is not None:  # a conditional model: every class in turn
-            asked.append(torch.arange(start, start + size) % model.num_classes)
-            drawn.append(model.sample(size, y=asked[-1], **sampling).cpu())
-        else:
-            drawn.append(model.sample(size, **sampling).cpu())
-        bar.update(len(drawn[-1]))
-    bar.close()
-    fake = torch.cat(drawn)
     f_test, _ = features(clf, real_test, test.spec)
     f_train, _ = features(clf, real_train, test.spec)
     f_fake, logits = features(clf, fake, test.spec)
@@ -136,10 +142,24 @@ def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 
     kid = {"subsets": 100, "subset_size": min(1000, n // 2), "seed": seed}
     report = metrics.sample_quality(f_test, f_fake, **kid)
     report["classifier_score"], report["classifier_score_sd"] = metrics.classifier_score(logits, seed=seed)
-    if asked:  # how often the classifier sees the class each sample was drawn for
-        report["class_accuracy"] = float((logits.argmax(1) == torch.cat(asked)).double().mean())
-    return {"n": n, "seed": seed, **({"sampling": sampling} if sampling else {}),
-            "features": f"the {data.name} classifier's pooled features "
+    if asked is not None:  # how often the classifier sees the class each sample was drawn for
+        report["class_accuracy"] = float((logits.argmax(1) == asked).double().mean())
+    return {"n": n, "seed": seed, "features": f"the {data.name} classifier's pooled features "
             f"({f_fake.shape[1]}-d): FD, not FID", "classifier": {
                 "file": classifier_for(data.name)[0].name, "test_accuracy": meta["test_accuracy"]},
             "samples": report, "floor": metrics.sample_quality(f_test, f_train, **kid)}
+
+
+def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 64, seed: int = 0,
+                          progress_bars: bool = True, sampling: dict[str, Any] | None = None
+                          ) -> dict[str, Any]:
+    """Draw ``n`` samples from ``model`` (with the sampler options ``sampling``) and score them
+    (:func:`score_samples`)."""
+    if n < 10:
+        raise ConfigError(f"--sample-quality needs at least 10 samples, got {n}")
+    test = data.load("test")  # refused before the (slow) sampling
+    if n > len(test):
+        raise ConfigError(f"--sample-quality {n}: the test split has {len(test)} examples")
+    fake, asked = draw_samples(model, n, batch_size, seed, progress_bars, sampling)
+    report = score_samples(fake, data, seed, asked, model.device)
+    return {**report, **({"sampling": sampling} if sampling else {})}

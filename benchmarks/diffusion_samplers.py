@@ -1,0 +1,84 @@
+"""Sample quality against cost: the samplers of one trained diffusion model and one flow-matching
+model, at several numbers of network evaluations (issue #20).
+
+    OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/diffusion_samplers.py runs/bench/ddpm-fashion \\
+        --n 500 --json benchmarks/results/diffusion-samplers-ddpm.json
+
+For each (sampler, steps) of the run's grid (:data:`GRIDS`; ``--grid sampler:steps,...`` to
+choose), draws ``--n`` samples from seed 0, 100 at a time, timing the drawing in CPU seconds of
+this process (``time.process_time``: run it pinned to an otherwise idle core, one thread), and
+scores them with the shipped classifier (``unsup.quality.score_samples``: KID, FD,
+precision/recall, beside the floor). NFE is network evaluations per image (Heun: two a step).
+Rows go to ``--json`` with the command, commit and threads; ``--plot`` draws KID against NFE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from pinned import git_commit  # benchmarks/ is on sys.path
+
+from unsup.data import DataArgs
+from unsup.quality import draw_samples, score_samples
+from unsup.train import load_run
+
+GRIDS = {
+    "ddpm": [("ancestral", s) for s in (10, 20, 50, 100, 1000)]
+    + [("ddim", s) for s in (10, 20, 50, 100)] + [("dpm-solver", s) for s in (5, 10, 20, 50)],
+    "flow-matching": [("euler", s) for s in (10, 20, 50, 100)] + [("heun", s) for s in (5, 10, 25, 50)],
+}
+BATCH = 100
+
+
+def nfe(sampler: str, steps: int) -> int:
+    return 2 * steps if sampler == "heun" else steps
+
+
+def parse_grid(text: str) -> list[tuple[str, int]]:
+    return [(name, int(steps)) for name, steps in (item.split(":") for item in text.split(","))]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="a trained ddpm or flow-matching run directory")
+    p.add_argument("--n", type=int, default=500, help="samples per (sampler, steps)")
+    p.add_argument("--grid", type=parse_grid, default=None, metavar="SAMPLER:STEPS,...")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, required=True)
+    args = p.parse_args()
+    model, meta = load_run(args.run, "best", device="cpu")
+    grid = args.grid or GRIDS[meta["model"]]
+    data = DataArgs.from_dict(meta["data"])
+    done = json.loads(args.json.read_text()) if args.json.exists() else {"rows": []}
+    have = {(r["sampler"], r["steps"]) for r in done["rows"]}
+    rows = done["rows"]
+    model.sample(2, steps=2)  # warm-up: first-call allocations
+    for sampler, steps in grid:
+        if (sampler, steps) in have:
+            continue
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        options = {"sampler": sampler, "steps": steps}
+        fake, asked = draw_samples(model, args.n, BATCH, args.seed, False, options)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        quality = score_samples(fake, data, args.seed, asked)
+        row = {"sampler": sampler, "steps": steps, "nfe": nfe(sampler, steps), "n": args.n,
+               "cpu_seconds_per_image": cpu / args.n, "wall_seconds_per_image": wall / args.n,
+               "samples": quality["samples"], "floor": quality["floor"]}
+        rows.append(row)
+        s = row["samples"]
+        print(f"{sampler:>10} {steps:5d} steps ({row['nfe']} NFE): KID {s['kid']:.4f} ± {s['kid_sd']:.4f}, "
+              f"FD {s['fd']:.1f}, {row['cpu_seconds_per_image']:.3f} CPU s/image", flush=True)
+        out = {"run": str(args.run), "model": meta["model"], "data": data.name, "n": args.n,
+               "command": " ".join(["python", "benchmarks/diffusion_samplers.py", *sys.argv[1:]]),
+               "git_commit": git_commit(), "threads": torch.get_num_threads(),
+               "features": quality["features"], "rows": rows}
+        args.json.write_text(json.dumps(out, indent=1) + "\n")  # after every row: resumable
+
+
+if __name__ == "__main__":
+    main()
