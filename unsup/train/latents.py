@@ -30,8 +30,8 @@ from unsup.data.registry import DATASETS, Request
 from unsup.errors import ConfigError
 from unsup.models.base import Model
 from unsup.models.latent.vae import VAE
-from unsup.train.runs import VIEWS, load_run
-from unsup.train.vqcodes import encode_run_split
+from unsup.train.runs import VIEWS
+from unsup.train.vqcodes import encode_run_split, source_run
 
 
 @DATASETS.register(
@@ -74,15 +74,9 @@ class DecodedLatents(Model):
 def latent_view(model: Any, meta: dict[str, Any], device: str | torch.device = "cpu"
                 ) -> tuple[DecodedLatents, DataArgs] | None:
     """For a model trained on ``vae-latents:RUN``: it and that run's VAE as one sampler of the
-    VAE's images, and the data arguments of those images."""
-    name = (meta.get("data") or {}).get("name") or ""
-    if not name.startswith("vae-latents:") or not model.samples:
-        return None
-    which = (meta["data"].get("options") or {}).get("checkpoint", "best")
-    vae, vae_meta = load_run(name.split(":", 1)[1], which, device=device)
-    if not isinstance(vae, VAE):
-        raise ConfigError(f"{name}: not a run of the VAE family")
-    return DecodedLatents(vae, model).eval(), DataArgs.from_dict(vae_meta["data"])
+    VAE's images, and the data arguments of those images; ``None`` for any other run."""
+    source = source_run(meta, "vae-latents", VAE, device) if model.samples else None
+    return None if source is None else (DecodedLatents(source[0], model).eval(), source[1])
 
 
 VIEWS["vae-latents"] = latent_view

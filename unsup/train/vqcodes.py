@@ -86,19 +86,32 @@ def load_vqvae_with_prior(vqvae_run: str, prior_run: str,
     return VQVAEWithPrior(vq, prior).eval()
 
 
+def source_run(meta: dict[str, Any], prefix: str, accept: type, device: str | torch.device = "cpu"
+               ) -> tuple[Any, DataArgs] | None:
+    """For a run trained on data ``PREFIX:RUN`` derived from another run: that run's model (the
+    weights its data were made with: option ``checkpoint``) and the data arguments of its own
+    data; ``None`` for a run trained on anything else.
+
+    Raises:
+        ConfigError: the source run holds no ``accept`` model.
+    """
+    name = (meta.get("data") or {}).get("name") or ""
+    if not name.startswith(prefix + ":"):
+        return None
+    which = (meta["data"].get("options") or {}).get("checkpoint", "best")
+    source, source_meta = load_run(name.split(":", 1)[1], which, device=device)
+    if not isinstance(source, accept):
+        raise ConfigError(f"{name}: not a run of {accept.__name__}")
+    return source, DataArgs.from_dict(source_meta["data"])
+
+
 def image_view(model: Any, meta: dict[str, Any], device: str | torch.device = "cpu"
                ) -> tuple[VQVAEWithPrior, DataArgs] | None:
     """For a likelihood model trained on ``vq-codes:RUN``: it and that run's VQ-VAE as one model
     of the VQ-VAE's images (:class:`VQVAEWithPrior`: its bound in bits/dim, decoded samples), and
     the data arguments of those images; ``None`` for a model trained on anything else."""
-    name = (meta.get("data") or {}).get("name") or ""
-    if not name.startswith("vq-codes:") or not isinstance(model, LikelihoodModel):
-        return None
-    which = (meta["data"].get("options") or {}).get("checkpoint", "best")
-    vq, vq_meta = load_run(name.split(":", 1)[1], which, device=device)
-    if not isinstance(vq, VQVAE):
-        raise ConfigError(f"{name}: not a vqvae run")
-    return VQVAEWithPrior(vq, model).eval(), DataArgs.from_dict(vq_meta["data"])
+    source = source_run(meta, "vq-codes", VQVAE, device) if isinstance(model, LikelihoodModel) else None
+    return None if source is None else (VQVAEWithPrior(source[0], model).eval(), source[1])
 
 
 VIEWS["vq-codes"] = image_view

@@ -53,6 +53,15 @@ def _abar(schedule: NoiseSchedule, i: int) -> float:
     return 1.0 if i < 0 else float(schedule.abar[i])
 
 
+def _moves(schedule: NoiseSchedule, steps: int):
+    """Each move of a ``steps``-step chain: ``(i, abar_t, abar_s, last)``, from step index ``i``
+    to the next visited step ``s`` (the data, ``abar_s = 1``, on the ``last`` move)."""
+    visit = timesteps(schedule.steps, steps)
+    for k, i in enumerate(visit):
+        s = visit[k + 1] if k + 1 < len(visit) else -1
+        yield i, _abar(schedule, i), _abar(schedule, s), s < 0
+
+
 def _clean(x0: torch.Tensor, eps: torch.Tensor, x: torch.Tensor, abar: float, clip: bool
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """``x0`` clipped to ``[-1, 1]`` and the noise recomputed from it (when ``clip``)."""
@@ -66,16 +75,13 @@ def ancestral(denoise: Denoise, schedule: NoiseSchedule, x: torch.Tensor, steps:
               variance: str = "fixed-small", temperature: float = 1.0, clip: bool = False,
               record: list[torch.Tensor] | None = None) -> torch.Tensor:
     """Ancestral sampling (module docstring) from noise ``x``."""
-    visit = timesteps(schedule.steps, steps)
     _keep(record, x)
-    for k, i in enumerate(visit):
-        s = visit[k + 1] if k + 1 < len(visit) else -1
-        a_t, a_s = _abar(schedule, i), _abar(schedule, s)
+    for i, a_t, a_s, last in _moves(schedule, steps):
         x0, eps, v = denoise(x, i)
         x0, _ = _clean(x0, eps, x, a_t, clip)
         beta = 1 - a_t / a_s
         mean = (a_s ** 0.5 * beta / (1 - a_t)) * x0 + ((1 - beta) ** 0.5 * (1 - a_s) / (1 - a_t)) * x
-        if s < 0:
+        if last:
             x = mean
         else:
             small = beta * (1 - a_s) / (1 - a_t)
@@ -97,11 +103,8 @@ def ddim(denoise: Denoise, schedule: NoiseSchedule, x: torch.Tensor, steps: int,
     """DDIM sampling (module docstring) from noise ``x``."""
     if not 0 <= eta <= 1:
         raise ConfigError(f"ddim: eta must be in [0, 1], got {eta}")
-    visit = timesteps(schedule.steps, steps)
     _keep(record, x)
-    for k, i in enumerate(visit):
-        s = visit[k + 1] if k + 1 < len(visit) else -1
-        a_t, a_s = _abar(schedule, i), _abar(schedule, s)
+    for i, a_t, a_s, _ in _moves(schedule, steps):
         x0, eps, _ = denoise(x, i)
         x0, eps = _clean(x0, eps, x, a_t, clip)
         sigma = eta * ((1 - a_s) / (1 - a_t) * (1 - a_t / a_s)) ** 0.5
@@ -115,18 +118,14 @@ def ddim(denoise: Denoise, schedule: NoiseSchedule, x: torch.Tensor, steps: int,
 def dpm_solver(denoise: Denoise, schedule: NoiseSchedule, x: torch.Tensor, steps: int,
                clip: bool = False, record: list[torch.Tensor] | None = None) -> torch.Tensor:
     """DPM-Solver++(2M) (module docstring) from noise ``x``."""
-    visit = timesteps(schedule.steps, steps)
     _keep(record, x)
     previous: tuple[torch.Tensor, float] | None = None  # (x0 of the last step, its h)
-    for k, i in enumerate(visit):
-        s = visit[k + 1] if k + 1 < len(visit) else -1
-        a_t = _abar(schedule, i)
+    for i, a_t, a_s, last in _moves(schedule, steps):
         x0, eps, _ = denoise(x, i)
         x0, _ = _clean(x0, eps, x, a_t, clip)
-        if s < 0:  # sigma = 0: the ODE's end point is the data prediction
+        if last:  # sigma = 0: the ODE's end point is the data prediction
             x = x0
         else:
-            a_s = _abar(schedule, s)
             h = 0.5 * (math.log(a_s / (1 - a_s)) - math.log(a_t / (1 - a_t)))  # lambda_s - lambda_t
             d = x0
             if previous is not None:
