@@ -4,6 +4,7 @@ pictures, and latent diffusion on a VAE run's codes."""
 import json
 
 import pytest
+import torch
 from cli_helpers import run
 from PIL import Image
 
@@ -76,3 +77,23 @@ def test_latent_diffusion_on_a_vae_runs_codes_samples_and_scores_images(tmp_path
     code, _, err = run(capsys, "train", "ddpm", "--data", f"vae-latents:{prior}", "--steps", "1",
                        "--out", str(tmp_path / "bad"))  # a ddpm run is no VAE
     assert code == 2 and "holds a ddpm run; this source needs a run of the VAE family" in err
+
+
+def test_reflow_pairs_each_sample_with_its_noise_and_trains_a_second_flow(tmp_path, capsys):
+    teacher_dir, student_dir = tmp_path / "fm", tmp_path / "reflow"
+    assert run(capsys, "train", "flow-matching", "--data", "two-moons", "--steps", "3", "--samples", "0",
+               "--sample-steps", "3", "--out", str(teacher_dir))[0] == 0
+    pairs = unsup.data.load(f"reflow:{teacher_dir}", "train", n=50, steps=4)
+    teacher, _ = unsup.train.load_run(teacher_dir)
+    batch = pairs.batch(torch.arange(50))
+    with torch.no_grad():  # the teacher's ODE from each stored noise lands on the stored sample
+        again = teacher.draw_from(batch["noise"], steps=4)
+    torch.testing.assert_close(teacher.from_unit(again), batch["x"], atol=1e-5, rtol=1e-5)
+    assert len(unsup.data.load(f"reflow:{teacher_dir}", "test")) == len(unsup.data.load("two-moons", "test"))
+    code, _, err = run(capsys, "train", "flow-matching", "--data", f"reflow:{teacher_dir}", "--data-opt",
+                       "n=64", "--data-opt", "steps=2", "--steps", "3", "--samples", "16",
+                       "--out", str(student_dir))
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "flow-matching", "--data", f"reflow:{tmp_path / 'nothing'}",
+                       "--steps", "1", "--out", str(tmp_path / "bad"))
+    assert code == 2 and "is not a directory; pass the --out directory" in err

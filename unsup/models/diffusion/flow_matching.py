@@ -9,7 +9,9 @@ path between one noise draw and one example,
     L = E_{t ~ U(0, 1), x_0, x_1} || v(x_t, t) - u_t ||^2,
 
 whose minimiser is the marginal velocity ``E[u_t | x_t]``: its ODE moves the noise distribution
-to the data distribution (straight lines per pair; ``sigma_min = 0`` is rectified flow). Discrete
+to the data distribution (straight lines per pair; ``sigma_min = 0`` is rectified flow). Batches
+that hold a ``noise`` partner for each example (``reflow:RUN``, :mod:`unsup.train.reflow`) pair
+each example with it instead of independent noise: reflow. Discrete
 data are dequantised, ``x_1 = u(x) + (w - 1/2) 2 / (L - 1)``, ``w ~ U(0, 1)^D``: each level a bin
 of the unit scale (:mod:`unsup.models.scaling`).
 
@@ -128,7 +130,7 @@ class FlowMatching(NoiseConditional, LikelihoodModel):
         x = batch["x"]
         self.check_input(x)
         x1 = self.data_point(x)
-        x0 = torch.randn_like(x1)
+        x0 = batch["noise"].to(x1) if "noise" in batch else torch.randn_like(x1)  # reflow's pairs
         t = torch.rand(len(x1), device=x1.device)
         tt = t.view(-1, *([1] * (x1.dim() - 1)))
         a = 1 - self.config.sigma_min
@@ -140,6 +142,12 @@ class FlowMatching(NoiseConditional, LikelihoodModel):
 
     def draw(self, n: int, y: torch.Tensor | None, temperature: float,
              record: list[torch.Tensor] | None = None, **options: Any) -> torch.Tensor:
+        x = torch.randn(n, *self.spec.shape, device=self.device) * temperature
+        return self.draw_from(x, y, record, **options)
+
+    def draw_from(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                  record: list[torch.Tensor] | None = None, **options: Any) -> torch.Tensor:
+        """The ODE's solution at ``t = 1`` from the noise ``x`` at ``t = 0`` (unit scale)."""
         sampler = options.get("sampler", self.config.sampler)
         steps = int(options.get("steps", self.config.sample_steps))
         guidance = float(options.get("guidance", self.config.guidance))
@@ -147,7 +155,7 @@ class FlowMatching(NoiseConditional, LikelihoodModel):
             raise ConfigError(f"flow-matching: unknown sampler {sampler!r}; choose {' or '.join(SAMPLERS)}")
         if steps < 1:
             raise ConfigError(f"flow-matching: steps must be at least 1, got {steps}")
-        x = torch.randn(n, *self.spec.shape, device=self.device) * temperature
+        n = len(x)
 
         def v(x: torch.Tensor, t: float) -> torch.Tensor:
             return self.predict(x, torch.full((n,), t, device=x.device), y, guidance)
