@@ -280,6 +280,9 @@ RECIPES.update({
     **{f"{m}-two-moons": [m, "--data", "two-moons", *TOY[:-2], "--samples", "2000", "--steps", "5000",
                           *(["--bound-steps", "0"] if m == "ddpm" else [])]
        for m in ("ddpm", "flow-matching", "ncsn")},
+    # reflow: the same flow trained again on 10,000 (noise, sample) pairs of the first (25 Heun steps)
+    "flow-matching-two-moons-reflow": ["flow-matching", "--data", "reflow:runs/bench/flow-matching-two-moons",
+                                       *TOY[:-2], "--samples", "2000", "--steps", "5000"],
 })
 
 # `unsup eval` runs after training, each stored under "importance" in the recipe's result:

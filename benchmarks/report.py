@@ -421,6 +421,23 @@ def diffusion_speed_table() -> str:
                               f"{r['rows'][0]['n']} images a draw, median of the rounds.")
 
 
+def diffusion_reflow_table() -> str:
+    r = _load("diffusion-reflow")
+    if r is None:
+        return "(not run)"
+    steps = sorted({row["steps"] for row in r["rows"] if "steps" in row})
+    rows = ["| run | " + " | ".join(f"MMD² x 1e3, {k} Euler step{'s' * (k > 1)}" for k in steps)
+            + " | straightness |", "|---" * (len(steps) + 2) + "|"]
+    for run in dict.fromkeys(row["run"] for row in r["rows"]):
+        mine = [row for row in r["rows"] if row["run"] == run]
+        cells = [_ci(next(m["mmd2"] for m in mine if m.get("steps") == k), 2, 1e3) for k in steps]
+        straight = _ci(next(m["straightness"] for m in mine if "straightness" in m), 3)
+        rows.append(f"| `{Path(run).name}` | " + " | ".join(cells) + f" | {straight} |")
+    return "\n".join(rows) + (f"\n\nMean [95 % interval] over seeds {r['seeds']}, {r['n']} samples against as "
+                              f"many test points. `{r['command']}` at {r['git_commit'][:7]}, "
+                              f"{r['threads']} thread.")
+
+
 def latent_diffusion_table() -> str:
     pixel, latent = _load("diffusion-samplers-ddpm"), _load("ddpm-fashion-latent")
     vae = _load("vae-fashion-8bit")
@@ -493,6 +510,8 @@ if __name__ == "__main__":
     print(diffusion_samplers_table() + "\n")
     print("## Diffusion: classifier-free guidance (issue #20)\n")
     print(diffusion_guidance_table() + "\n")
+    print("## Diffusion: reflow (issue #20)\n")
+    print(diffusion_reflow_table() + "\n")
     print("## Diffusion: latent against pixel space (issue #20)\n")
     print(latent_diffusion_table() + "\n")
     print("## Diffusion: sampling speed beside the other families (issue #20)\n")
