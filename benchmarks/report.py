@@ -433,8 +433,8 @@ def diffusion_reflow_table() -> str:
         cells = [_ci(next(m["mmd2"] for m in mine if m.get("steps") == k), 2, 1e3) for k in steps]
         straight = _ci(next(m["straightness"] for m in mine if "straightness" in m), 3)
         rows.append(f"| `{Path(run).name}` | " + " | ".join(cells) + f" | {straight} |")
-    return "\n".join(rows) + (f"\n\nMean [95 % interval] over seeds {r['seeds']}, {r['n']} samples against as "
-                              f"many test points. `{r['command']}` at {r['git_commit'][:7]}, "
+    return "\n".join(rows) + (f"\n\nMean [95 % interval] over seeds {r['seeds']}, {r['n']} samples "
+                              f"against as many test points. `{r['command']}` at {r['git_commit'][:7]}, "
                               f"{r['threads']} thread.")
 
 
