@@ -9,7 +9,12 @@ choose), draws ``--n`` samples from seed 0, 100 at a time, timing the drawing in
 this process (``time.process_time``: run it pinned to an otherwise idle core, one thread), and
 scores them with the shipped classifier (``unsup.quality.score_samples``: KID, FD,
 precision/recall, beside the floor). NFE is network evaluations per image (Heun: two a step).
-Rows go to ``--json`` with the command, commit and threads; ``--plot`` draws KID against NFE.
+Rows go to ``--json`` with the command, commit and threads. The figure, KID against NFE for
+every sampler of the given result files:
+
+    python benchmarks/diffusion_samplers.py --plot docs/figures/diffusion-samplers.png \
+        benchmarks/results/diffusion-samplers-ddpm.json \\
+        benchmarks/results/diffusion-samplers-flow-matching.json
 """
 
 from __future__ import annotations
@@ -43,14 +48,50 @@ def parse_grid(text: str) -> list[tuple[str, int]]:
     return [(name, int(steps)) for name, steps in (item.split(":") for item in text.split(","))]
 
 
+def plot(results: list[Path], out: Path) -> None:
+    """KID (± its s.d. over subsets) against NFE, one line per (model, sampler), log-log."""
+    from unsup.plots import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    floor = None
+    for path in results:
+        r = json.loads(path.read_text())
+        for sampler in dict.fromkeys(row["sampler"] for row in r["rows"]):
+            mine = sorted((row for row in r["rows"] if row["sampler"] == sampler), key=lambda row: row["nfe"])
+            ax.errorbar([row["nfe"] for row in mine], [row["samples"]["kid"] for row in mine],
+                        yerr=[row["samples"]["kid_sd"] for row in mine], marker="o", capsize=3,
+                        label=f"{r['model']}: {sampler}")
+            floor = mine[0]["floor"]["kid"]
+    if floor is not None:
+        ax.axhline(max(floor, 1e-4), color="0.5", ls="--", lw=1, label="floor (real train vs test)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("network evaluations per image (NFE)")
+    ax.set_ylabel("KID (shipped classifier's features)")
+    ax.set_title("sample quality against sampling cost, 8-bit Fashion-MNIST", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", type=Path, help="a trained ddpm or flow-matching run directory")
+    p.add_argument("run", type=Path, nargs="+",
+                   help="a trained ddpm or flow-matching run directory (with --plot: result files)")
+    p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="draw the given results")
     p.add_argument("--n", type=int, default=500, help="samples per (sampler, steps)")
     p.add_argument("--grid", type=parse_grid, default=None, metavar="SAMPLER:STEPS,...")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
+    if args.plot:
+        return plot(args.run, args.plot)
+    if args.json is None or len(args.run) != 1:
+        p.error("give one run directory and --json")
+    args.run = args.run[0]
     model, meta = load_run(args.run, "best", device="cpu")
     grid = args.grid or GRIDS[meta["model"]]
     data = DataArgs.from_dict(meta["data"])
