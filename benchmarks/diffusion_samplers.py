@@ -54,7 +54,7 @@ def plot(results: list[Path], out: Path) -> None:
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    floor = None
+    floor, data = None, ""
     for path in results:
         r = json.loads(path.read_text())
         for sampler in dict.fromkeys(row["sampler"] for row in r["rows"]):
@@ -62,14 +62,15 @@ def plot(results: list[Path], out: Path) -> None:
             ax.errorbar([row["nfe"] for row in mine], [row["samples"]["kid"] for row in mine],
                         yerr=[row["samples"]["kid_sd"] for row in mine], marker="o", capsize=3,
                         label=f"{r['model']}: {sampler}")
-            floor = mine[0]["floor"]["kid"]
-    if floor is not None:
-        ax.axhline(max(floor, 1e-4), color="0.5", ls="--", lw=1, label="floor (real train vs test)")
+            floor, data = mine[0]["floor"]["kid"], r["data"]
+    if floor is not None and floor > 0:  # an unbiased KID of real against real may be <= 0
+        ax.axhline(floor, color="0.5", ls="--", lw=1, label=f"floor (real train vs test): {floor:.1e}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("network evaluations per image (NFE)")
     ax.set_ylabel("KID (shipped classifier's features)")
-    ax.set_title("sample quality against sampling cost, 8-bit Fashion-MNIST", fontsize=10)
+    ax.set_title(f"sample quality against sampling cost, {data}"
+                 + (f" (floor KID {floor:.1e})" if floor is not None and floor <= 0 else ""), fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
