@@ -40,6 +40,15 @@ GRIDS = {
 BATCH = 100
 
 
+def training(run: Path) -> dict:
+    """The last validated step of a run and the wall minutes to it, from its metrics.csv (the
+    first row is logged a few steps in: the figure is a slight underestimate)."""
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    val = [r for r in rows if r[1] == "val"]
+    return {"train_step": int(val[-1][0]),
+            "train_minutes": (float(val[-1][4]) - float(rows[0][4])) / 60}
+
+
 def nfe(sampler: str, steps: int) -> int:
     return 2 * steps if sampler == "heun" else steps
 
@@ -83,9 +92,10 @@ def main() -> None:
     p.add_argument("run", type=Path, nargs="+",
                    help="a trained ddpm or flow-matching run directory (with --plot: result files)")
     p.add_argument("--plot", type=Path, default=None, metavar="PNG", help="draw the given results")
-    p.add_argument("--n", type=int, default=500, help="samples per (sampler, steps)")
+    p.add_argument("--n", type=int, default=300, help="samples per (sampler, steps)")
     p.add_argument("--grid", type=parse_grid, default=None, metavar="SAMPLER:STEPS,...")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     if args.plot:
@@ -93,7 +103,7 @@ def main() -> None:
     if args.json is None or len(args.run) != 1:
         p.error("give one run directory and --json")
     args.run = args.run[0]
-    model, meta = load_run(args.run, "best", device="cpu")
+    model, meta = load_run(args.run, args.checkpoint, device="cpu")
     grid = args.grid or GRIDS[meta["model"]]
     data = DataArgs.from_dict(meta["data"])
     done = json.loads(args.json.read_text()) if args.json.exists() else {"rows": []}
@@ -117,8 +127,8 @@ def main() -> None:
               f"FD {s['fd']:.1f}, {row['cpu_seconds_per_image']:.3f} CPU s/image", flush=True)
         out = {"run": str(args.run), "model": meta["model"], "data": data.name, "n": args.n,
                "command": " ".join(["python", "benchmarks/diffusion_samplers.py", *sys.argv[1:]]),
-               "git_commit": git_commit(), "threads": torch.get_num_threads(),
-               "features": quality["features"], "rows": rows}
+               "git_commit": git_commit(), "threads": torch.get_num_threads(), "checkpoint": args.checkpoint,
+               **training(args.run), "features": quality["features"], "rows": rows}
         args.json.write_text(json.dumps(out, indent=1) + "\n")  # after every row: resumable
 
 

@@ -263,14 +263,15 @@ RECIPES.update({
     # validation by an 8-step RK4 solve with the Hutchinson estimator: two batches (~40 s)
     "flow-matching-fashion": ["flow-matching", *DIFFUSION[:DIFFUSION.index("--eval-batches")],
                               "--eval-batches", "2", *DIFFUSION[DIFFUSION.index("--samples"):]],
-    # latent diffusion at the pixel DDPM's budget: a convolutional VAE (8-bit, discretised
-    # logistic decoder, 32-d code) for 15 minutes, then a DDPM on its codes for 45 (the MLP
-    # denoiser of vectors, 4 x 256 units, 1000 steps); scored as decoded images
+    # latent diffusion at the budget of the pixel DDPM's first 2,000 steps (32 minutes; the learning
+    # rate is constant, so its step-2,000 checkpoint is a 2,000-step run): a convolutional VAE
+    # (8-bit, discretised logistic decoder, 32-d code) for 10 minutes, then a DDPM on its codes
+    # for 22 (the MLP denoiser of vectors, 4 x 256 units, 1000 steps); scored as decoded images
     "vae-fashion-8bit": ["vae", "--data", "fashion-mnist", "--arch", "conv", "--batch-size", "64",
-                         "--time", "15m", "--eval-every", "500", "--eval-batches", "5", "--samples", "64",
+                         "--time", "10m", "--eval-every", "500", "--eval-batches", "5", "--samples", "64",
                          "--eval-samples", "100", "--eval-time", "2m"],
     "ddpm-fashion-latent": ["ddpm", "--data", "vae-latents:runs/bench/vae-fashion-8bit", "--hidden", "256",
-                            "--batch-size", "256", "--time", "45m", "--ema", "0.999", "--eval-every", "1000",
+                            "--batch-size", "256", "--time", "22m", "--ema", "0.999", "--eval-every", "1000",
                             "--eval-batches", "4", "--samples", "64", "--eval-time", "2m"],
     # classifier-free guidance on the 8 x 8 digits: labels dropped 10 % of the time, 4,000 steps
     "ddpm-digits-conditional": ["ddpm", "--data", "digits", "--conditional", "--batch-size", "64",
@@ -299,7 +300,7 @@ EVALS = {"vae-fashion-binary": CHAIN + COMMON, "iwae-fashion-binary": CHAIN + CO
          # two estimates (dopri5, tolerance 1e-4, one Hutchinson probe each) on 200 test images
          "flow-matching-fashion": [("ode-N200", ["--examples", "200"])],
          # the decoded samples' quality (the code bound on the first 100 test images comes along)
-         "ddpm-fashion-latent": [("quality-N500", ["--examples", "100", "--sample-quality", "500"])]}
+         "ddpm-fashion-latent": [("quality-N300", ["--examples", "100", "--sample-quality", "300"])]}
 
 # Sequence data has no picture: these recipes also write samples with `unsup sample` (a WAV file
 # of generated speech -- one second each, four times the training clips --, decoded text),
