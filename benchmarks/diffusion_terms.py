@@ -44,7 +44,8 @@ def main() -> None:
             steps = torch.linspace(lo, hi - 1, min(args.per_group, hi - lo)).round().long().unique()
             mean = sum(float(model.term_at(x0, torch.full((len(x0),), int(i)), None).mean())
                        for i in steps) / len(steps)
-            label = "decoder (L_0, t = 1)" if hi == 1 else f"t = {lo + 1} .. {hi}"
+            label = ("decoder (L_0, t = 1)" if hi == 1 else f"t = {hi}" if hi - lo == 1
+                     else f"t = {lo + 1} .. {hi}")
             groups[label] = mean * (hi - lo) / bits
             print(f"{label:>22}: {groups[label]:.3f} bits/dim", flush=True)
     keys = ("timesteps", "noise_schedule", "prediction", "variance")
