@@ -273,9 +273,9 @@ RECIPES.update({
     "ddpm-fashion-latent": ["ddpm", "--data", "vae-latents:runs/bench/vae-fashion-8bit", "--hidden", "256",
                             "--batch-size", "256", "--time", "22m", "--ema", "0.999", "--eval-every", "1000",
                             "--eval-batches", "4", "--samples", "64", "--eval-time", "2m"],
-    # classifier-free guidance on the 8 x 8 digits: labels dropped 10 % of the time, 4,000 steps
+    # classifier-free guidance on the 8 x 8 digits: labels dropped 10 % of the time, 3,000 steps
     "ddpm-digits-conditional": ["ddpm", "--data", "digits", "--conditional", "--batch-size", "64",
-                                "--steps", "4000", "--ema", "0.999", "--eval-every", "1000",
+                                "--steps", "3000", "--ema", "0.999", "--eval-every", "1000",
                                 "--samples", "64", "--bound-steps", "0"],
     # the course's 2-D toys (cosine schedule, an MLP of 4 x 64 units), 5,000 steps each
     **{f"{m}-two-moons": [m, "--data", "two-moons", *TOY[:-2], "--samples", "2000", "--steps", "5000",

@@ -376,23 +376,25 @@ def diffusion_bound_table() -> str:
 
 
 def diffusion_samplers_table() -> str:
-    rows = ["| model | sampler | steps | NFE | KID | FD | precision | recall | CPU s / image |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| model | sampler | steps | NFE | samples | KID | FD | precision | recall | CPU s / image |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     notes, floor = [], None
-    for name in ("diffusion-samplers-ddpm", "diffusion-samplers-flow-matching"):
+    for name in ("diffusion-samplers-ddpm", "diffusion-samplers-ddpm-1000",
+                 "diffusion-samplers-flow-matching"):
         r = _load(name)
         if r is None:
             continue
         for row in r["rows"]:
             q = row["samples"]
             floor = row["floor"]
-            rows.append(f"| {r['model']} | {row['sampler']} | {row['steps']} | {row['nfe']} | "
+            rows.append(f"| {r['model']} | {row['sampler']} | {row['steps']} | {row['nfe']} | {row['n']} | "
                         f"{q['kid']:.4f} ± {q['kid_sd']:.4f} | {q['fd']:.1f} | {q['precision']:.3f} | "
                         f"{q['recall']:.3f} | {row['cpu_seconds_per_image']:.3f} |")
         notes.append(f"`{r['command']}` at {r['git_commit'][:7]}, {r['threads']} thread, {r['n']} samples")
     if floor is not None:
-        rows.append(f"| floor (real train vs test) | | | | {floor['kid']:.4f} ± {floor['kid_sd']:.4f} | "
-                    f"{floor['fd']:.1f} | {floor['precision']:.3f} | {floor['recall']:.3f} | |")
+        rows.append(f"| floor (real train vs test) | | | | 300 | {floor['kid']:.4f} ± "
+                    f"{floor['kid_sd']:.4f} | {floor['fd']:.1f} | {floor['precision']:.3f} | "
+                    f"{floor['recall']:.3f} | |")
     return "\n".join(rows) + "\n\n" + "; ".join(notes) + "."
 
 
