@@ -96,6 +96,8 @@ def main() -> None:
     p.add_argument("--grid", type=parse_grid, default=None, metavar="SAMPLER:STEPS,...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--no-ema", action="store_true",
+                   help="sample with the trained weights, not their moving average (--ema runs)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args()
     if args.plot:
@@ -103,7 +105,7 @@ def main() -> None:
     if args.json is None or len(args.run) != 1:
         p.error("give one run directory and --json")
     args.run = args.run[0]
-    model, meta = load_run(args.run, args.checkpoint, device="cpu")
+    model, meta = load_run(args.run, args.checkpoint, device="cpu", ema=not args.no_ema)
     grid = args.grid or GRIDS[meta["model"]]
     data = DataArgs.from_dict(meta["data"])
     done = json.loads(args.json.read_text()) if args.json.exists() else {"rows": []}
@@ -128,6 +130,7 @@ def main() -> None:
         out = {"run": str(args.run), "model": meta["model"], "data": data.name, "n": args.n,
                "command": " ".join(["python", "benchmarks/diffusion_samplers.py", *sys.argv[1:]]),
                "git_commit": git_commit(), "threads": torch.get_num_threads(), "checkpoint": args.checkpoint,
+               "weights": "trained" if args.no_ema else "EMA when kept",
                **training(args.run), "features": quality["features"], "rows": rows}
         args.json.write_text(json.dumps(out, indent=1) + "\n")  # after every row: resumable
 

@@ -97,3 +97,17 @@ def test_reflow_pairs_each_sample_with_its_noise_and_trains_a_second_flow(tmp_pa
     code, _, err = run(capsys, "train", "flow-matching", "--data", f"reflow:{tmp_path / 'nothing'}",
                        "--steps", "1", "--out", str(tmp_path / "bad"))
     assert code == 2 and "is not a directory; pass the --out directory" in err
+
+
+def test_load_run_gives_the_moving_average_or_the_trained_weights(tmp_path, capsys):
+    out = tmp_path / "ema"
+    assert run(capsys, "train", "ddpm", "--data", "two-moons", "--steps", "4", "--ema", "0.5",
+               "--samples", "0", "--no-test", "--out", str(out))[0] == 0
+    averaged, _ = unsup.train.load_run(out, "last")
+    trained, _ = unsup.train.load_run(out, "last", ema=False)
+    state = unsup.train.load_state(out / "last.safetensors")
+    for name, value in trained.state_dict().items():
+        if name in state["model"]:
+            assert torch.equal(value, state["model"][name]), name
+            assert torch.equal(averaged.state_dict()[name], state["ema"][name]), name
+    assert any(not torch.equal(averaged.state_dict()[k], v) for k, v in trained.state_dict().items())

@@ -16,17 +16,19 @@ from unsup.train.checkpoint import load_state
 from unsup.train.trainer import BEST, LAST
 
 
-def load_run(run_dir: str | Path, which: str = "best",
-             device: str | torch.device = "cpu") -> tuple[Model, dict[str, Any]]:
+def load_run(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu",
+             ema: bool = True) -> tuple[Model, dict[str, Any]]:
     """Load the model of a run.
 
     Args:
         run_dir: the ``--out`` directory of ``unsup train``.
         which: ``best`` (lowest validation loss) or ``last`` (the resume point).
         device: where to put the model.
+        ema: the moving average of the weights when the run kept one (``--ema``); False: the
+            trained weights themselves.
 
     Returns:
-        The model in eval mode (EMA weights when the run kept them) and the checkpoint's
+        The model in eval mode (EMA weights when the run kept them and ``ema``) and the checkpoint's
         ``meta`` (model name and config, data arguments, spec) with ``step`` added.
 
     Raises:
@@ -48,7 +50,7 @@ def load_run(run_dir: str | Path, which: str = "best",
         config_for(meta["model"])  # imports the model modules, raises a clear error if unknown
     spec = DataSpec.from_dict(meta["spec"])
     model = MODELS.get(meta["model"])(spec, config_for(meta["model"], **meta["model_config"]))
-    weights = state["ema"] if state.get("ema") is not None else state["model"]
+    weights = state["ema"] if ema and state.get("ema") is not None else state["model"]
     model.load_state_dict(weights)
     meta["step"] = state["step"]
     return model.to(device).eval(), meta
