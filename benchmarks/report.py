@@ -446,15 +446,16 @@ def latent_diffusion_table() -> str:
     """The pixel DDPM's first 2,000 steps (its step-2,000 checkpoint) against a VAE and a DDPM on
     its codes in as much time, both sampled by DDIM with 50 steps."""
     pixel, latent = _load("diffusion-samplers-ddpm-step2000"), _load("ddpm-fashion-latent")
-    vae = _load("vae-fashion-8bit")
-    if latent is None or pixel is None or vae is None:
+    vae, raw = _load("vae-fashion-8bit"), _load("diffusion-samplers-ddpm-step2000-raw")
+    if latent is None or pixel is None or vae is None or raw is None:
         return "(not run)"
-    p = next(row for row in pixel["rows"] if (row["sampler"], row["steps"]) == ("ddim", 50))
     q = latent["importance"]["quality-N300"]["sample_quality"]
     pix = _load("ddpm-fashion")
-    cells = [(p["samples"], f"pixel DDPM, U-Net (`ddpm-fashion` at step 2,000) | 2,000 steps, "
-              f"{pixel['train_minutes']:.0f} min | {pix['train']['examples_per_second']:.0f}"),
-             (q["samples"], f"latent DDPM (`vae-fashion-8bit` + `ddpm-fashion-latent`) | "
+    cells = [(r["rows"][0]["samples"], f"pixel DDPM, U-Net (`ddpm-fashion` at step 2,000, {weights}) | "
+              f"2,000 steps, {pixel['train_minutes']:.0f} min | {pix['train']['examples_per_second']:.0f}")
+             for r, weights in ((pixel, "EMA 0.999"), (raw, "trained weights"))]
+    p = pixel["rows"][0]
+    cells += [(q["samples"], f"latent DDPM (`vae-fashion-8bit` + `ddpm-fashion-latent`) | "
               f"{_budget(vae['command'])} ({vae['train']['steps']:,} steps) + {_budget(latent['command'])} "
               f"({latent['train']['steps']:,} steps) | {vae['train']['examples_per_second']:.0f} + "
               f"{latent['train']['examples_per_second']:.0f}")]
@@ -464,7 +465,8 @@ def latent_diffusion_table() -> str:
         rows.append(f"| {head} | {s['kid']:.4f} ± {s['kid_sd']:.4f} | {s['fd']:.1f} | {s['precision']:.3f} | "
                     f"{s['recall']:.3f} |")
     return "\n".join(rows) + (f"\n\n{p['n']} samples each; floor (real train vs test) KID "
-                              f"{q['floor']['kid']:.4f}. Pixel: `{pixel['command']}`.")
+                              f"{q['floor']['kid']:.4f}. Pixel: `{pixel['command']}` and "
+                              f"`{raw['command']}`.")
 
 
 if __name__ == "__main__":
