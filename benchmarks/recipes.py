@@ -281,6 +281,10 @@ RECIPES.update({
     **{f"{m}-two-moons": [m, "--data", "two-moons", *TOY[:-2], "--samples", "2000", "--steps", "5000",
                           *(["--bound-steps", "0"] if m == "ddpm" else [])]
        for m in ("ddpm", "flow-matching", "ncsn")},
+    # the same DDPM predicting v: at the cosine schedule's last step (beta clipped at 0.999) an
+    # eps-prediction's error reaches x0 multiplied by sqrt(abar_{T-1} / abar_T) ~ 32, v's does not
+    "ddpm-two-moons-v": ["ddpm", "--data", "two-moons", *TOY[:-2], "--samples", "2000", "--steps", "5000",
+                         "--bound-steps", "0", "--prediction", "v"],
     # reflow: the same flow trained again on 10,000 (noise, sample) pairs of the first (25 Heun steps)
     "flow-matching-two-moons-reflow": ["flow-matching", "--data", "reflow:runs/bench/flow-matching-two-moons",
                                        *TOY[:-2], "--samples", "2000", "--steps", "5000"],
