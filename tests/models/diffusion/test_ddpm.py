@@ -161,7 +161,7 @@ class GaussianDenoiser(nn.Module):
 
 def gaussian_model(T=1000, m=0.5, s=0.3, **options):
     model = unsup.create("ddpm", LINE, timesteps=T, sample_steps=min(T, 50), hidden=4, layers=1,
-                         **options)
+                         prediction="eps", **options)  # GaussianDenoiser predicts the noise
     model.net = GaussianDenoiser(model, m, s)
     return model.eval()
 

@@ -4,10 +4,16 @@ The forward process (:mod:`~unsup.models.diffusion.schedule`) turns data ``x_0``
 ``T`` Gaussian steps; the model learns the reverse steps ``p(x_{t-1} | x_t) = N(mu(x_t, t),
 sigma_t^2 I)`` with one network that predicts, from ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t)
 eps``, either the noise ``eps`` (``prediction eps``), the data ``x_0`` (``x0``) or the velocity
-``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0`` (``v``, Salimans & Ho 2022). Each determines the
-others given ``x_t``, and ``mu = c0_t x0_hat + ct_t x_t``, the posterior mean with the prediction
-in place of the data. Training minimises the "simple" loss, the mean squared error of the
-prediction at a uniformly drawn step.
+``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0`` (``v``, Salimans & Ho 2022, the default). Each
+determines the others given ``x_t``, and ``mu = c0_t x0_hat + ct_t x_t``, the posterior mean with
+the prediction in place of the data. Training minimises the "simple" loss, the mean squared error of the
+prediction at a uniformly drawn step. Why ``v`` by default: the data prediction from a noise
+prediction, ``(x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)``, multiplies the network's error by
+``1 / sqrt(abar_t)``; at the last step of the cosine schedule (``beta_T`` clipped at 0.999,
+``abar_T = abar_{T-1} / 1000``) that error enters the posterior mean multiplied by
+``sqrt(abar_{T-1} / abar_T) ~ 32``, so samples of unclipped (continuous) data blow up and the
+bound's last term grows large; from ``v`` the data prediction is ``sqrt(abar_t) x_t -
+sqrt(1 - abar_t) v_hat``, which amplifies nothing.
 
 **The variational bound.** For data with ``L`` levels scaled to ``[-1, 1]`` (bins of width
 ``2 / (L - 1)``), every term counted,
@@ -67,7 +73,7 @@ class DDPMConfig(DenoiserConfig):
     Attributes:
         timesteps: steps ``T`` of the forward process.
         noise_schedule: ``cosine`` or ``linear`` (:mod:`~unsup.models.diffusion.schedule`).
-        prediction: what the network predicts: ``eps``, ``x0`` or ``v``.
+        prediction: what the network predicts: ``eps``, ``x0`` or ``v`` (the default: see below).
         variance: reverse-step variances: ``fixed-small``, ``fixed-large`` or ``learned``.
         hybrid_weight: weight ``lambda`` of the bound term with ``variance learned``.
         sampler: default sampler of ``sample``: ``ancestral``, ``ddim`` or ``dpm-solver``.
@@ -81,7 +87,9 @@ class DDPMConfig(DenoiserConfig):
 
     timesteps: int = 1000
     noise_schedule: str = field(default="cosine", metadata={"choices": SCHEDULES})
-    prediction: str = field(default="eps", metadata={"choices": PREDICTIONS})
+    # v, not eps: at the cosine schedule's last step (beta clipped at 0.999) an eps-prediction's
+    # error reaches x0_hat multiplied by sqrt(abar_{T-1} / abar_T) ~ 32 (results, section 11)
+    prediction: str = field(default="v", metadata={"choices": PREDICTIONS})
     variance: str = field(default="fixed-small", metadata={"choices": VARIANCES})
     hybrid_weight: float = 0.001
     sampler: str = field(default="ddim", metadata={"choices": samplers.SAMPLERS})
@@ -101,6 +109,7 @@ PRESETS = {
     # CIFAR-10 network: 3 residual blocks, attention at 16 and 8)
     "improved": {"hidden": 128, "mults": [1, 2, 2, 2], "res_blocks": 3, "attention": [16, 8],
                  "dropout": 0.3, "timesteps": 4000, "noise_schedule": "cosine", "variance": "learned",
+                 "prediction": "eps",
                  "sampler": "ancestral", "sample_steps": 1000},
 }
 
