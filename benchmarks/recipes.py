@@ -258,11 +258,12 @@ for _name in ("rep-rotation-fashion", "rep-autoencoder-fashion", "rep-simclr-fas
 # 60 minutes of one core, batch 64, EMA 0.999 for sampling and scoring, the CPU default U-Net.
 DIFFUSION = ["--data", "fashion-mnist", "--batch-size", "64", "--time", "60m", "--ema", "0.999",
              "--eval-every", "500", "--eval-batches", "4", "--samples", "64", "--eval-time", "5m"]
-# The DDPM recipes of Fashion-MNIST, its latents and the digits ran while eps-prediction was the
-# default (its JSONs, recorded then, have no --prediction): they keep it explicitly. The two-moons
-# pair shows why v became the default.
+# The DDPM recipes of Fashion-MNIST, its latents and the digits predict v (the default); each has
+# an "-eps" twin predicting eps. The twins' JSONs were recorded while eps was the default, so their
+# commands have no --prediction and name the run directory without "-eps". The two-moons pair
+# shows why v became the default.
 RECIPES.update({
-    "ddpm-fashion": ["ddpm", *DIFFUSION, "--prediction", "eps"],
+    "ddpm-fashion": ["ddpm", *DIFFUSION],
     # validation by an 8-step RK4 solve with the Hutchinson estimator: two batches (~40 s)
     "flow-matching-fashion": ["flow-matching", *DIFFUSION[:DIFFUSION.index("--eval-batches")],
                               "--eval-batches", "2", *DIFFUSION[DIFFUSION.index("--samples"):]],
@@ -275,12 +276,11 @@ RECIPES.update({
                          "--eval-samples", "100", "--eval-time", "2m"],
     "ddpm-fashion-latent": ["ddpm", "--data", "vae-latents:runs/bench/vae-fashion-8bit", "--hidden", "256",
                             "--batch-size", "256", "--time", "22m", "--ema", "0.999", "--eval-every", "1000",
-                            "--eval-batches", "4", "--samples", "64", "--eval-time", "2m",
-                            "--prediction", "eps"],
+                            "--eval-batches", "4", "--samples", "64", "--eval-time", "2m"],
     # classifier-free guidance on the 8 x 8 digits: labels dropped 10 % of the time, 3,000 steps
     "ddpm-digits-conditional": ["ddpm", "--data", "digits", "--conditional", "--batch-size", "64",
                                 "--steps", "3000", "--ema", "0.999", "--eval-every", "1000",
-                                "--samples", "64", "--bound-steps", "0", "--prediction", "eps"],
+                                "--samples", "64", "--bound-steps", "0"],
     # the course's 2-D toys (cosine schedule, an MLP of 4 x 64 units), 5,000 steps each
     **{f"{m}-two-moons": [m, "--data", "two-moons", *TOY[:-2], "--samples", "2000", "--steps", "5000",
                           *(["--bound-steps", "0", "--prediction", "eps"] if m == "ddpm" else [])]
@@ -293,6 +293,8 @@ RECIPES.update({
     "flow-matching-two-moons-reflow": ["flow-matching", "--data", "reflow:runs/bench/flow-matching-two-moons",
                                        *TOY[:-2], "--samples", "2000", "--steps", "5000"],
 })
+for _name in ("ddpm-fashion", "ddpm-fashion-latent", "ddpm-digits-conditional"):
+    RECIPES[f"{_name}-eps"] = [*RECIPES[_name], "--prediction", "eps"]
 
 # `unsup eval` runs after training, each stored under "importance" in the recipe's result:
 # (label, options). The chain K = 1 (the ELBO's estimate), 10, 100, 5000 on the same examples
@@ -309,6 +311,7 @@ EVALS = {"vae-fashion-binary": CHAIN + COMMON, "iwae-fashion-binary": CHAIN + CO
          "flow-matching-fashion": [("ode-N200", ["--examples", "200"])],
          # the decoded samples' quality (the code bound on the first 100 test images comes along)
          "ddpm-fashion-latent": [("quality-N300", ["--examples", "100", "--sample-quality", "300"])]}
+EVALS.update({f"{name}-eps": EVALS[name] for name in ("ddpm-fashion", "ddpm-fashion-latent")})
 
 # Sequence data has no picture: these recipes also write samples with `unsup sample` (a WAV file
 # of generated speech -- one second each, four times the training clips --, decoded text),
