@@ -57,6 +57,13 @@ def parse_grid(text: str) -> list[tuple[str, int]]:
     return [(name, int(steps)) for name, steps in (item.split(":") for item in text.split(","))]
 
 
+def _name(path: Path, result: dict) -> str:
+    """The legend's name of a result file: its stem without the script's prefix (``ddpm``,
+    ``ddpm-eps``, ``flow-matching``), or the model's name for other file names."""
+    stem = path.stem
+    return stem.removeprefix("diffusion-samplers-") if stem.startswith("diffusion-samplers-") else result["model"]
+
+
 def plot(results: list[Path], out: Path) -> None:
     """KID (± its s.d. over subsets) against NFE, one line per (model, sampler), log-log."""
     from unsup.plots import _pyplot
@@ -70,7 +77,7 @@ def plot(results: list[Path], out: Path) -> None:
             mine = sorted((row for row in r["rows"] if row["sampler"] == sampler), key=lambda row: row["nfe"])
             ax.errorbar([row["nfe"] for row in mine], [row["samples"]["kid"] for row in mine],
                         yerr=[row["samples"]["kid_sd"] for row in mine], marker="o", capsize=3,
-                        label=f"{r['model']}: {sampler}")
+                        label=f"{_name(path, r)}: {sampler}")
             floor, data = mine[0]["floor"]["kid"], r["data"]
     if floor is not None and floor > 0:  # an unbiased KID of real against real may be <= 0
         ax.axhline(floor, color="0.5", ls="--", lw=1, label=f"floor (real train vs test): {floor:.1e}")
@@ -128,6 +135,7 @@ def main() -> None:
         print(f"{sampler:>10} {steps:5d} steps ({row['nfe']} NFE): KID {s['kid']:.4f} ± {s['kid_sd']:.4f}, "
               f"FD {s['fd']:.1f}, {row['cpu_seconds_per_image']:.3f} CPU s/image", flush=True)
         out = {"run": str(args.run), "model": meta["model"], "data": data.name, "n": args.n,
+               "prediction": meta["model_config"].get("prediction"),
                "command": " ".join(["python", "benchmarks/diffusion_samplers.py", *sys.argv[1:]]),
                "git_commit": git_commit(), "threads": torch.get_num_threads(), "checkpoint": args.checkpoint,
                "weights": "trained" if args.no_ema else "EMA when kept",

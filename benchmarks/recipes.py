@@ -295,6 +295,8 @@ RECIPES.update({
 })
 for _name in ("ddpm-fashion", "ddpm-fashion-latent", "ddpm-digits-conditional"):
     RECIPES[f"{_name}-eps"] = [*RECIPES[_name], "--prediction", "eps"]
+# improved DDPM's learned variances (the hybrid loss, lambda 0.001) at the same budget
+RECIPES["ddpm-fashion-learned"] = [*RECIPES["ddpm-fashion"], "--variance", "learned"]
 
 # `unsup eval` runs after training, each stored under "importance" in the recipe's result:
 # (label, options). The chain K = 1 (the ELBO's estimate), 10, 100, 5000 on the same examples
@@ -311,7 +313,8 @@ EVALS = {"vae-fashion-binary": CHAIN + COMMON, "iwae-fashion-binary": CHAIN + CO
          "flow-matching-fashion": [("ode-N200", ["--examples", "200"])],
          # the decoded samples' quality (the code bound on the first 100 test images comes along)
          "ddpm-fashion-latent": [("quality-N300", ["--examples", "100", "--sample-quality", "300"])]}
-EVALS.update({f"{name}-eps": EVALS[name] for name in ("ddpm-fashion", "ddpm-fashion-latent")})
+EVALS.update({f"{name}-eps": EVALS[name] for name in ("ddpm-fashion", "ddpm-fashion-latent")},
+             **{"ddpm-fashion-learned": EVALS["ddpm-fashion"]})
 
 # Sequence data has no picture: these recipes also write samples with `unsup sample` (a WAV file
 # of generated speech -- one second each, four times the training clips --, decoded text),

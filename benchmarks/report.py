@@ -355,11 +355,12 @@ def _budget(command: str) -> str:
 def diffusion_bound_table() -> str:
     """DDPM's bound and flow matching's estimate beside the flows and PixelCNN++ (8-bit
     Fashion-MNIST, every term counted)."""
-    evals = {"ddpm-fashion": "bound100-N1000", "flow-matching-fashion": "ode-N200"}
+    evals = {"ddpm-fashion": "bound100-N1000", "ddpm-fashion-eps": "bound100-N1000",
+             "flow-matching-fashion": "ode-N200"}
     rows = ["| recipe | budget (one core) | steps | test bits/dim | what it is | test images |",
             "|---|---|---|---|---|---|"]
-    for name in ("ddpm-fashion", "flow-matching-fashion", "glow-fashion", "realnvp-fashion",
-                 "flow++-fashion", "pixelcnn++-fashion"):
+    for name in ("ddpm-fashion", "ddpm-fashion-eps", "flow-matching-fashion", "glow-fashion",
+                 "realnvp-fashion", "flow++-fashion", "pixelcnn++-fashion"):
         r = _load(name)
         if r is None:
             rows.append(f"| {name} | (not run) | | | | |")
@@ -379,15 +380,16 @@ def diffusion_samplers_table() -> str:
     rows = ["| model | sampler | steps | NFE | samples | KID | FD | precision | recall | CPU s / image |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     notes, floor = [], None
-    for name in ("diffusion-samplers-ddpm", "diffusion-samplers-ddpm-1000",
-                 "diffusion-samplers-flow-matching"):
+    for name in ("diffusion-samplers-ddpm", "diffusion-samplers-ddpm-1000", "diffusion-samplers-ddpm-eps",
+                 "diffusion-samplers-ddpm-1000-eps", "diffusion-samplers-flow-matching"):
         r = _load(name)
         if r is None:
             continue
+        model = f"{r['model']} ({'ε' if name.endswith('-eps') else 'v'})" if r["model"] == "ddpm" else r["model"]
         for row in r["rows"]:
             q = row["samples"]
             floor = row["floor"]
-            rows.append(f"| {r['model']} | {row['sampler']} | {row['steps']} | {row['nfe']} | {row['n']} | "
+            rows.append(f"| {model} | {row['sampler']} | {row['steps']} | {row['nfe']} | {row['n']} | "
                         f"{q['kid']:.4f} ± {q['kid_sd']:.4f} | {q['fd']:.1f} | {q['precision']:.3f} | "
                         f"{q['recall']:.3f} | {row['cpu_seconds_per_image']:.3f} |")
         notes.append(f"`{r['command']}` at {r['git_commit'][:7]}, {r['threads']} thread, {r['n']} samples")
@@ -398,8 +400,8 @@ def diffusion_samplers_table() -> str:
     return "\n".join(rows) + "\n\n" + "; ".join(notes) + "."
 
 
-def diffusion_guidance_table() -> str:
-    r = _load("diffusion-guidance")
+def diffusion_guidance_table(name: str = "diffusion-guidance") -> str:
+    r = _load(name)
     if r is None:
         return "(not run)"
     rows = ["| guidance w | KID | FD | class accuracy |", "|---|---|---|---|"]
@@ -442,20 +444,21 @@ def diffusion_reflow_table() -> str:
                               f"{r['threads']} thread.")
 
 
-def latent_diffusion_table() -> str:
+def latent_diffusion_table(suffix: str = "") -> str:
     """The pixel DDPM's first 2,000 steps (its step-2,000 checkpoint) against a VAE and a DDPM on
-    its codes in as much time, both sampled by DDIM with 50 steps."""
-    pixel, latent = _load("diffusion-samplers-ddpm-step2000"), _load("ddpm-fashion-latent")
-    vae, raw = _load("vae-fashion-8bit"), _load("diffusion-samplers-ddpm-step2000-raw")
+    its codes in as much time, both sampled by DDIM with 50 steps; ``suffix`` "-eps" for the
+    eps-prediction pair."""
+    pixel, latent = _load(f"diffusion-samplers-ddpm-step2000{suffix}"), _load(f"ddpm-fashion-latent{suffix}")
+    vae, raw = _load("vae-fashion-8bit"), _load(f"diffusion-samplers-ddpm-step2000-raw{suffix}")
     if latent is None or pixel is None or vae is None or raw is None:
         return "(not run)"
     q = latent["importance"]["quality-N300"]["sample_quality"]
-    pix = _load("ddpm-fashion")
-    cells = [(r["rows"][0]["samples"], f"pixel DDPM, U-Net (`ddpm-fashion` at step 2,000, {weights}) | "
+    pix = _load(f"ddpm-fashion{suffix}")
+    cells = [(r["rows"][0]["samples"], f"pixel DDPM, U-Net (`ddpm-fashion{suffix}` at step 2,000, {weights}) | "
               f"2,000 steps, {pixel['train_minutes']:.0f} min | {pix['train']['examples_per_second']:.0f}")
              for r, weights in ((pixel, "EMA 0.999"), (raw, "trained weights"))]
     p = pixel["rows"][0]
-    cells += [(q["samples"], f"latent DDPM (`vae-fashion-8bit` + `ddpm-fashion-latent`) | "
+    cells += [(q["samples"], f"latent DDPM (`vae-fashion-8bit` + `ddpm-fashion-latent{suffix}`) | "
               f"{_budget(vae['command'])} ({vae['train']['steps']:,} steps) + {_budget(latent['command'])} "
               f"({latent['train']['steps']:,} steps) | {vae['train']['examples_per_second']:.0f} + "
               f"{latent['train']['examples_per_second']:.0f}")]
@@ -517,10 +520,14 @@ if __name__ == "__main__":
     print(diffusion_samplers_table() + "\n")
     print("## Diffusion: classifier-free guidance (issue #20)\n")
     print(diffusion_guidance_table() + "\n")
+    print("## Diffusion: classifier-free guidance, eps-prediction (issue #20)\n")
+    print(diffusion_guidance_table("diffusion-guidance-eps") + "\n")
     print("## Diffusion: reflow (issue #20)\n")
     print(diffusion_reflow_table() + "\n")
     print("## Diffusion: latent against pixel space (issue #20)\n")
     print(latent_diffusion_table() + "\n")
+    print("## Diffusion: latent against pixel space, eps-prediction (issue #20)\n")
+    print(latent_diffusion_table("-eps") + "\n")
     print("## Diffusion: sampling speed beside the other families (issue #20)\n")
     print(diffusion_speed_table() + "\n")
     print("\n## Framework overhead\n")
