@@ -60,8 +60,8 @@ def parse_grid(text: str) -> list[tuple[str, int]]:
 def _name(path: Path, result: dict) -> str:
     """The legend's name of a result file: its stem without the script's prefix (``ddpm``,
     ``ddpm-eps``, ``flow-matching``), or the model's name for other file names."""
-    stem = path.stem
-    return stem.removeprefix("diffusion-samplers-") if stem.startswith("diffusion-samplers-") else result["model"]
+    prefix = "diffusion-samplers-"
+    return path.stem.removeprefix(prefix) if path.stem.startswith(prefix) else result["model"]
 
 
 def plot(results: list[Path], out: Path) -> None:

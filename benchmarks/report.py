@@ -385,7 +385,9 @@ def diffusion_samplers_table() -> str:
         r = _load(name)
         if r is None:
             continue
-        model = f"{r['model']} ({'ε' if name.endswith('-eps') else 'v'})" if r["model"] == "ddpm" else r["model"]
+        model = r["model"]
+        if model == "ddpm":
+            model += " (ε)" if name.endswith("-eps") else " (v)"
         for row in r["rows"]:
             q = row["samples"]
             floor = row["floor"]
@@ -454,8 +456,9 @@ def latent_diffusion_table(suffix: str = "") -> str:
         return "(not run)"
     q = latent["importance"]["quality-N300"]["sample_quality"]
     pix = _load(f"ddpm-fashion{suffix}")
-    cells = [(r["rows"][0]["samples"], f"pixel DDPM, U-Net (`ddpm-fashion{suffix}` at step 2,000, {weights}) | "
-              f"2,000 steps, {pixel['train_minutes']:.0f} min | {pix['train']['examples_per_second']:.0f}")
+    cells = [(r["rows"][0]["samples"], f"pixel DDPM, U-Net (`ddpm-fashion{suffix}` at step 2,000, "
+              f"{weights}) | 2,000 steps, {pixel['train_minutes']:.0f} min | "
+              f"{pix['train']['examples_per_second']:.0f}")
              for r, weights in ((pixel, "EMA 0.999"), (raw, "trained weights"))]
     p = pixel["rows"][0]
     cells += [(q["samples"], f"latent DDPM (`vae-fashion-8bit` + `ddpm-fashion-latent{suffix}`) | "

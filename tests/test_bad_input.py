@@ -299,6 +299,8 @@ def test_eval_options_are_checked_against_a_real_run(capsys, tmp_path, monkeypat
         (["eval", "run", "--importance-samples", "5"], "--importance-samples applies to"),
         (["eval", "run", "--split", "everything"], "invalid choice: 'everything'"),
         (["sample", "run", "--out", "s.png", "--length", "5"], "--length"),
+        (["compress", "run", "-o", "c.unsupz"], "histogram cannot code data"),
+        (["decompress", "run", "nosuch.unsupz", "-o", "out"], "nosuch.unsupz: no such file"),
     ]:
         code, err = run(capsys, argv)
         assert code == 2 and message in err, (argv, err)

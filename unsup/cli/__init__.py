@@ -1,4 +1,5 @@
-"""The ``unsup`` command line: ``train``, ``eval``, ``sample``, ``probe``, ``words``, ``list``.
+"""The ``unsup`` command line: ``train``, ``eval``, ``sample``, ``probe``, ``words``, ``list``,
+``compress``, ``decompress``.
 
 One module per command, each a thin layer over the library: it declares its parser
 (``add_parser``) and runs (``cmd_*``). Data come from :class:`unsup.data.DataArgs`, models from
@@ -14,7 +15,7 @@ import argparse
 import sys
 
 from unsup import data
-from unsup.cli import evaluate, listing, probe, sample, train, words
+from unsup.cli import codec, evaluate, listing, probe, sample, train, words
 from unsup.cli.options import HelpFormatter
 from unsup.errors import Interrupted, UnsupError
 from unsup.models import MODELS
@@ -27,11 +28,14 @@ Start with:
   unsup eval runs/digits
   unsup sample runs/digits --n 64 --out samples.png
   unsup probe runs/vae --labels 10%    (models with an encoder: linear/kNN/MLP probes of the features)
+  unsup compress runs/digits --split test -o test.unsupz    (lossless coding, autoregressive models)
 """
 
 COMMANDS = {"train": (train.add_parser, train.cmd_train), "eval": (evaluate.add_parser, evaluate.cmd_eval),
             "sample": (sample.add_parser, sample.cmd_sample), "probe": (probe.add_parser, probe.cmd_probe),
-            "words": (words.add_parser, words.cmd_words), "list": (listing.add_parser, listing.cmd_list)}
+            "words": (words.add_parser, words.cmd_words), "list": (listing.add_parser, listing.cmd_list),
+            "compress": (codec.add_parser, codec.cmd_compress),
+            "decompress": (codec.add_parser_decompress, codec.cmd_decompress)}
 
 
 def build_parser(model: str | None = None) -> argparse.ArgumentParser:

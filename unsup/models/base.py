@@ -126,6 +126,9 @@ class Model(nn.Module):
         samples: ``sample(n, y=None, temperature=1.0)`` draws new examples.
         supports_fast_sampling: ``sample(..., fast=False)`` is the naive sampler.
         completes: ``complete(x, known, ...)`` fills in hidden pixels of images.
+        codes: ``walk(z, y, choose)`` visits every element in the model's autoregressive order,
+            ``to_walk(x)`` / ``from_walk(z)`` convert examples to the tensor it fills and back
+            (lossless coding, :mod:`unsup.codec`).
         interpolates: ``interpolate(a, b, steps)`` walks between two examples.
         variable_length: ``sample(..., length=T)`` draws sequences of any length.
         sampling_options: keyword options of ``sample`` choosing and tuning the sampler
@@ -139,6 +142,7 @@ class Model(nn.Module):
     samples: ClassVar[bool] = False
     supports_fast_sampling: ClassVar[bool] = False
     completes: ClassVar[bool] = False
+    codes: ClassVar[bool] = False
     interpolates: ClassVar[bool] = False
     variable_length: ClassVar[bool] = False
     sampling_options: ClassVar[tuple[str, ...]] = ()

@@ -29,6 +29,7 @@ from unsup.models.base import LikelihoodModel
 from unsup.nn.layers import check_temperature, sample_categorical
 
 StepFn = Callable[[torch.Tensor, int, int], torch.Tensor]
+Choose = Callable[[torch.Tensor, tuple], torch.Tensor]  # (logits (n, k, L), index) -> values (n, k)
 
 
 class RasterSampling(LikelihoodModel):
@@ -41,6 +42,7 @@ class RasterSampling(LikelihoodModel):
 
     supports_fast_sampling: ClassVar[bool] = True
     completes: ClassVar[bool] = True
+    codes: ClassVar[bool] = True
     image_shape: tuple[int, int, int]
     levels: int
     groups: int
@@ -58,6 +60,14 @@ class RasterSampling(LikelihoodModel):
             return tuple(spec.shape)
         raise ConfigError(f"{name} expects images (C, H, W) or vectors (D,), got {spec.kind} "
                           f"data of shape {spec.shape}")
+
+    def to_walk(self, x: torch.Tensor) -> torch.Tensor:
+        """Examples ``(B, *spec.shape)`` as the images :meth:`walk` fills, ``(B, C, H, W)``."""
+        return x.reshape(len(x), *self.image_shape)
+
+    def from_walk(self, z: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`to_walk`."""
+        return z.reshape(len(z), *self.spec.shape)
 
     def scale(self, x: torch.Tensor) -> torch.Tensor:
         """Levels ``(B, C, H, W)`` to network inputs."""
@@ -131,7 +141,21 @@ class RasterSampling(LikelihoodModel):
 
     def _fill(self, x: torch.Tensor, known: torch.Tensor, y: torch.Tensor | None,
               temperature: float, fast: bool) -> torch.Tensor:
-        """The raster loop: sample every position in order, keeping ``x`` where ``known``."""
+        """Sample every position where not ``known``, keep ``x`` where it is."""
+        def choose(logits: torch.Tensor, where: tuple) -> torch.Tensor:
+            return torch.where(known[where], x[where], sample_categorical(logits, temperature))
+
+        return self.walk(x, y, choose, fast)
+
+    def walk(self, x: torch.Tensor, y: torch.Tensor | None, choose: Choose,
+             fast: bool = True) -> torch.Tensor:
+        """The raster loop: at every position in the model's order, ``x[where] =
+        choose(logits, where)``, where ``logits`` ``(n, k, L)`` are the conditionals there given
+        ``x`` as filled so far (``k``: the channels drawn together) and ``where`` indexes ``x``
+        ``(n, C, H, W)`` at that position. Sampling and completion choose by drawing; the
+        lossless coder (:mod:`unsup.codec`) by coding, which needs the same logits on both
+        sides: they depend only on ``x`` before ``where``, filled in the same order.
+        """
         channels, height, width = self.image_shape
         step = self.incremental(len(x), y) if fast else None
         sequential = self.groups > 1
@@ -144,6 +168,6 @@ class RasterSampling(LikelihoodModel):
                     else:
                         logits = step(inputs, i, j)
                     pick = slice(c, c + 1) if sequential else slice(None)
-                    draw = sample_categorical(logits[:, pick], temperature)  # (n, C or 1)
-                    x[:, pick, i, j] = torch.where(known[:, pick, i, j], x[:, pick, i, j], draw)
+                    where = (slice(None), pick, i, j)
+                    x[where] = choose(logits[:, pick], where)
         return x

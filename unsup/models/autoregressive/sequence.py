@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from unsup.errors import ConfigError
+from unsup.models.autoregressive.raster import Choose
 from unsup.models.base import LikelihoodModel
 from unsup.nn.layers import categorical_log_prob, check_temperature, sample_categorical
 
@@ -91,6 +92,7 @@ class SequenceModel(LikelihoodModel):
 
     supports_fast_sampling: ClassVar[bool] = True
     completes: ClassVar[bool] = True
+    codes: ClassVar[bool] = True
     levels: int
     length: int
 
@@ -120,6 +122,13 @@ class SequenceModel(LikelihoodModel):
             c, h, w = self.spec.shape
             return seq.view(len(seq), h, w, c).permute(0, 3, 1, 2).contiguous()
         return seq.view(len(seq), *self.spec.shape)
+
+    def to_walk(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`walk`'s layout is the model's order: :meth:`to_sequence`."""
+        return self.to_sequence(x)
+
+    def from_walk(self, z: torch.Tensor) -> torch.Tensor:
+        return self.from_sequence(z)
 
     # ----------------------------------------------------------------------- the likelihood
 
@@ -193,12 +202,24 @@ class SequenceModel(LikelihoodModel):
 
     def _fill(self, seq: torch.Tensor, known: torch.Tensor, y: torch.Tensor | None,
               temperature: float, fast: bool) -> torch.Tensor:
+        """Sample every element where not ``known``, keep ``seq`` where it is."""
+        def choose(logits: torch.Tensor, where: tuple) -> torch.Tensor:
+            return torch.where(known[where], seq[where], sample_categorical(logits, temperature))
+
+        return self.walk(seq, y, choose, fast)
+
+    def walk(self, seq: torch.Tensor, y: torch.Tensor | None, choose: Choose,
+             fast: bool = True) -> torch.Tensor:
+        """The autoregressive loop over ``seq`` ``(n, D)``: for ``t = 0, 1, ..``, ``seq[where] =
+        choose(logits, where)`` with ``logits`` ``(n, L)`` of ``p(x_t | x_<t)`` and ``where`` the
+        index of element ``t``; as :meth:`RasterSampling.walk
+        <unsup.models.autoregressive.raster.RasterSampling.walk>`."""
         step = self.incremental(len(seq), y) if fast else None
         for t in range(self.length):
             if step is not None:
                 logits = step(seq[:, t - 1] if t else None, t)
             else:  # seq[:, t] is a placeholder the causal network ignores
                 logits = self.logits(seq[:, :t + 1], y)[:, t]
-            draw = sample_categorical(logits, temperature)  # (n,)
-            seq[:, t] = torch.where(known[:, t], seq[:, t], draw)
+            where = (slice(None), t)
+            seq[where] = choose(logits, where)
         return seq
