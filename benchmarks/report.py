@@ -356,11 +356,11 @@ def diffusion_bound_table() -> str:
     """DDPM's bound and flow matching's estimate beside the flows and PixelCNN++ (8-bit
     Fashion-MNIST, every term counted)."""
     evals = {"ddpm-fashion": "bound100-N1000", "ddpm-fashion-eps": "bound100-N1000",
-             "flow-matching-fashion": "ode-N200"}
+             "ddpm-fashion-learned": "bound100-N1000", "flow-matching-fashion": "ode-N200"}
     rows = ["| recipe | budget (one core) | steps | test bits/dim | what it is | test images |",
             "|---|---|---|---|---|---|"]
-    for name in ("ddpm-fashion", "ddpm-fashion-eps", "flow-matching-fashion", "glow-fashion",
-                 "realnvp-fashion", "flow++-fashion", "pixelcnn++-fashion"):
+    for name in ("ddpm-fashion", "ddpm-fashion-eps", "ddpm-fashion-learned", "flow-matching-fashion",
+                 "glow-fashion", "realnvp-fashion", "flow++-fashion", "pixelcnn++-fashion"):
         r = _load(name)
         if r is None:
             rows.append(f"| {name} | (not run) | | | | |")
@@ -376,18 +376,37 @@ def diffusion_bound_table() -> str:
     return "\n".join(rows) + "\n\n(± is the Monte-Carlo standard error of the estimate, in bits/dim.)"
 
 
+def diffusion_terms_table() -> str:
+    """Where the DDPM bound's bits/dim come from, eps against v prediction (same budget)."""
+    runs = [(label, _load(name)) for label, name in (("ε", "diffusion-terms-eps"), ("v", "diffusion-terms"),
+                                                     ("v, learned variances", "diffusion-terms-learned"))]
+    runs = [(label, r) for label, r in runs if r is not None]
+    if not runs:
+        return "(not run)"
+    rows = ["| terms | " + " | ".join(f"bits/dim, {label}" for label, _ in runs) + " |",
+            "|---" * (len(runs) + 1) + "|"]
+    for group in runs[0][1]["bits_per_dim"]:
+        rows.append(f"| {group} | " + " | ".join(f"{r['bits_per_dim'][group]:.3f}" for _, r in runs) + " |")
+    rows.append("| total | " + " | ".join(f"{r['total']:.3f}" for _, r in runs) + " |")
+    notes = "; ".join(f"`{r['command']}` at {r['git_commit'][:7]}, {r['threads']} thread, {r['n']} test "
+                      f"images, {r['per_group']} steps per group" for _, r in runs)
+    return "\n".join(rows) + f"\n\n{notes}."
+
+
 def diffusion_samplers_table() -> str:
     rows = ["| model | sampler | steps | NFE | samples | KID | FD | precision | recall | CPU s / image |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     notes, floor = [], None
-    for name in ("diffusion-samplers-ddpm", "diffusion-samplers-ddpm-1000", "diffusion-samplers-ddpm-eps",
-                 "diffusion-samplers-ddpm-1000-eps", "diffusion-samplers-flow-matching"):
+    kinds = {"-eps": " (ε)", "-learned": " (v, learned variances)"}
+    for name in ("diffusion-samplers-ddpm", "diffusion-samplers-ddpm-1000", "diffusion-samplers-ddpm-learned",
+                 "diffusion-samplers-ddpm-eps", "diffusion-samplers-ddpm-1000-eps",
+                 "diffusion-samplers-flow-matching"):
         r = _load(name)
         if r is None:
             continue
         model = r["model"]
         if model == "ddpm":
-            model += " (ε)" if name.endswith("-eps") else " (v)"
+            model += next((label for end, label in kinds.items() if name.endswith(end)), " (v)")
         for row in r["rows"]:
             q = row["samples"]
             floor = row["floor"]
@@ -519,6 +538,8 @@ if __name__ == "__main__":
     print(sample_quality_tables() + "\n")
     print("## Diffusion: bounds beside the flows (issue #20)\n")
     print(diffusion_bound_table() + "\n")
+    print("## Diffusion: the bound's terms, eps against v (issue #20)\n")
+    print(diffusion_terms_table() + "\n")
     print("## Diffusion: samplers, quality against cost (issue #20)\n")
     print(diffusion_samplers_table() + "\n")
     print("## Diffusion: classifier-free guidance (issue #20)\n")
