@@ -462,7 +462,7 @@ def diffusion_reflow_table() -> str:
         rows.append(f"| `{Path(run).name}` | " + " | ".join(cells) + f" | {straight} |")
     return "\n".join(rows) + (f"\n\nMean [95 % interval] over seeds {r['seeds']}, {r['n']} samples "
                               f"against as many test points. `{r['command']}` at {r['git_commit'][:7]}, "
-                              f"{r['threads']} thread.")
+                              f"{r['threads']} thread{'s' * (r['threads'] > 1)}.")
 
 
 def latent_diffusion_table(suffix: str = "") -> str:
@@ -492,6 +492,27 @@ def latent_diffusion_table(suffix: str = "") -> str:
     return "\n".join(rows) + (f"\n\n{p['n']} samples each; floor (real train vs test) KID "
                               f"{q['floor']['kid']:.4f}. Pixel: `{pixel['command']}` and "
                               f"`{raw['command']}`.")
+
+
+def compression_table(name: str) -> str:
+    """`unsup compress` beside the model's NLL and the usual codecs on the same images (#21)."""
+    r = _load(name)
+    if r is None:
+        return "(not run)"
+    u = r["unsup"]
+    rows = ["| codec | bits/dim | encode (images / CPU s) |", "|---|---|---|",
+            f"| `unsup compress` ({r['model']}) | {u['bits_per_dim']:.4f} | "
+            f"{u['encode_images_per_cpu_second']:.1f} (decode {u['decode_images_per_cpu_second']:.1f}) |",
+            f"| its NLL (no real code) | {u['nll_bits_per_dim']:.4f} | |"]
+    for codec, b in r["baselines"].items():
+        cells = (f"{b['error']} | |" if "error" in b else
+                 f"{b['bits_per_dim']:.4f} | {r['n'] / b['encode_cpu_seconds']:.0f} |")
+        rows.append(f"| {codec} | {cells}")
+    return "\n".join(rows) + (
+        f"\n\n{r['n']} test images ({r['data']}, {r['levels']} levels). Overhead over the NLL: "
+        f"{100 * u['overhead']:.2f} % = coder {u['coder_excess_bits_per_dim']:.5f} + container "
+        f"{u['container_bits_per_dim']:.5f} bits/dim. `{r['command']}` at {r['git_commit'][:7]}, "
+        f"{r['threads']} thread{'s' * (r['threads'] > 1)}.")
 
 
 if __name__ == "__main__":
@@ -554,5 +575,8 @@ if __name__ == "__main__":
     print(latent_diffusion_table("-eps") + "\n")
     print("## Diffusion: sampling speed beside the other families (issue #20)\n")
     print(diffusion_speed_table() + "\n")
+    for name in ("compression-gated-fashion", "compression-pixelcnn-fashion-binary"):
+        print(f"## Lossless compression: {name} (issue #21)\n")
+        print(compression_table(name) + "\n")
     print("\n## Framework overhead\n")
     print(throughput_table())
