@@ -97,9 +97,9 @@ def cmd_compress(args: argparse.Namespace) -> int:
 def cmd_decompress(args: argparse.Namespace) -> int:
     model, meta = load_run(args.run, args.checkpoint, device=select_device(args.device))
     out = Path(args.out)
-    count = read_stream(args.stream)[0].count
-    with progress(count, "decompress", "example") as bar:
-        x, header = decompress(model, meta, args.stream, done=bar.update)
+    stream = read_stream(args.stream)  # read and verified once, before the slow part
+    with progress(stream[0].count, "decompress", "example") as bar:
+        x, header = decompress(model, meta, args.stream, done=bar.update, stream=stream)
     if header.kind == "images":
         write_pngs(x, header.names or [], model.spec, out)
         print(f"wrote {len(x)} PNG files to {out}")

@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from unsup.codec import autoregressive
@@ -74,17 +75,18 @@ def compress(model: Model, meta: dict[str, Any], x: torch.Tensor, path: str | Pa
             "nll_bits": nll, "count": len(x), "dims": len(x) * model.spec.dims}
 
 
-def decompress(model: Model, meta: dict[str, Any], path: str | Path,
-               done: autoregressive.Done = None) -> tuple[torch.Tensor, Header]:
+def decompress(model: Model, meta: dict[str, Any], path: str | Path, done: autoregressive.Done = None,
+               stream: tuple[Header, np.ndarray] | None = None) -> tuple[torch.Tensor, Header]:
     """Decode the stream ``path`` with ``model``: the original examples and the stream's header
-    (``done`` as in :func:`compress`).
+    (``done`` as in :func:`compress`; ``stream``: ``read_stream(path)`` when the caller has
+    already read it).
 
     Raises:
         DataError: not a complete, unmodified stream; written by another model (its fingerprint
             differs); or decoded data that differ from the original's checksum (the probabilities
             were computed differently: another device type or torch build).
     """
-    header, words = read_stream(path)
+    header, words = stream if stream is not None else read_stream(path)
     autoregressive.check_codable(model, meta["model"])
     mine = model_fingerprint(meta["model"], meta["model_config"], model)
     if header.fingerprint != mine:
