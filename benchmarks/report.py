@@ -515,6 +515,27 @@ def compression_table(name: str) -> str:
         f"{r['threads']} thread{'s' * (r['threads'] > 1)}.")
 
 
+def bitsback_table(name: str) -> str:
+    """Bits-back coding of a VAE: its real rate as images accumulate, beside its negative ELBO
+    and its importance-sampled NLL (#21)."""
+    r = _load(name)
+    if r is None:
+        return "(not run)"
+    rows = ["| images | file (bits/dim) | payload | net of initial bits | negative ELBO | initial bits "
+            "per dim | encode / decode (images / CPU s) |", "|---|---|---|---|---|---|---|"]
+    for c in r["counts"]:
+        rows.append(f"| {c['n']:,} | {c['file']:.4f} | {c['total']:.4f} | {c['net']:.4f} | "
+                    f"{c['neg_elbo']:.4f} | {c['initial']:.4f} | {c['encode_images_per_cpu_second']:.0f} / "
+                    f"{c['decode_images_per_cpu_second']:.0f} |")
+    w = r["iwae"]
+    return "\n".join(rows) + (
+        f"\n\n{r['model']} ({r['data']}, {r['levels']} levels, latent levels {r['latent_levels']}); "
+        f"initial bits {r['counts'][0]['initial_bits']}. On the first {w['n']:,} images: importance-sampled "
+        f"NLL ({w['importance_samples']} samples, an upper bound) {w['nll']:.4f} ± {w['nll_se']:.4f}, "
+        f"net rate {w['same_images']['net']:.4f}, negative ELBO {w['same_images']['neg_elbo']:.4f} bits/dim. "
+        f"`{r['command']}` at {r['git_commit'][:7]}, {r['threads']} thread{'s' * (r['threads'] > 1)}.")
+
+
 if __name__ == "__main__":
     for title, include in GROUPS.items():
         print(f"## {title}\n")
@@ -578,5 +599,8 @@ if __name__ == "__main__":
     for name in ("compression-gated-fashion", "compression-pixelcnn-fashion-binary"):
         print(f"## Lossless compression: {name} (issue #21)\n")
         print(compression_table(name) + "\n")
+    for name in ("bitsback-vae-fashion-binary", "bitsback-hvae-fashion-binary", "bitsback-vae-fashion-8bit"):
+        print(f"## Bits-back coding: {name} (issue #21)\n")
+        print(bitsback_table(name) + "\n")
     print("\n## Framework overhead\n")
     print(throughput_table())

@@ -279,6 +279,12 @@ TRAIN = ["train", "made", "--out", "run", "--steps", "1"]
     (["sample", "run", "--out", "a.png", "--n", "0"], "--n must be at least 1"),
     (["sample", "run", "--out", "a.png", "--temperature", "-1"], "--temperature must be positive"),
     (["eval", "/nonexistent/run"], "not a directory"),
+    (["ood", "/nonexistent/run"], "not a directory"),
+    (["ood", "run", "--examples", "0"], "--examples must be >= 1"),
+    (["ood", "run", "--typicality-batch", "0"], "--typicality-batch must be >= 1"),
+    (["ood", "run", "--outliers", "nosuch"], "unknown dataset 'nosuch'"),
+    (["ood", "run", "--outliers", "cifar10-jpeg="], "expected NAME or NAME=DIR"),
+    (["ood", "run", "--codec", "gif"], "unknown codec 'gif'"),
 ])
 def test_bad_command_lines_exit_2_with_a_message(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -301,6 +307,8 @@ def test_eval_options_are_checked_against_a_real_run(capsys, tmp_path, monkeypat
         (["sample", "run", "--out", "s.png", "--length", "5"], "--length"),
         (["compress", "run", "-o", "c.unsupz"], "histogram cannot code data"),
         (["decompress", "run", "nosuch.unsupz", "-o", "out"], "nosuch.unsupz: no such file"),
+        (["ood", "run"], "input complexity codes images"),
+        (["ood", "run", "--codec", "none", "--outliers", "digits"], "only images convert"),
     ]:
         code, err = run(capsys, argv)
         assert code == 2 and message in err, (argv, err)

@@ -88,6 +88,17 @@ def test_sample_length_gives_longer_audio_than_the_training_clips(speech_run, tm
 
 
 @needs_espeak
+def test_a_speaker_conditional_wavenet_does_not_compress_its_own_samples(speech_run, tmp_path, capsys):
+    """Coding needs every clip's speaker: the --conditional run is refused (unconditional WaveNets
+    code WAV files, tests/test_codec.py)."""
+    code, _, _ = run(capsys, "sample", str(speech_run), "--n", "1", "--out", str(tmp_path / "s.wav"))
+    assert code == 0
+    code, _, err = run(capsys, "compress", str(speech_run), str(tmp_path / "s.wav"),
+                       "-o", str(tmp_path / "s"))
+    assert code == 2 and "class-conditional" in err and not (tmp_path / "s").exists()
+
+
+@needs_espeak
 def test_sequence_samples_as_a_picture_name_the_sound_and_text_files(speech_run, tmp_path, capsys):
     code, _, err = run(capsys, "sample", str(speech_run), "--n", "1", "--out",
                        str(tmp_path / "s.png"))

@@ -52,10 +52,15 @@ def to_amplitudes(x: torch.Tensor, levels: int, mu_law_levels: int = LEVELS) -> 
     return mu_law_decode(q, mu_law_levels)
 
 
+def pcm16(amplitudes: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Amplitudes in [-1, 1] (clipped) as the 16-bit samples :func:`write_wav` writes, ``<i2``."""
+    a = np.clip(np.asarray(amplitudes, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    return np.round(a * 32767).astype("<i2")
+
+
 def write_wav(path: str | Path, amplitudes: torch.Tensor | np.ndarray, rate: int) -> None:
     """Write mono amplitudes in [-1, 1] (clipped) as a 16-bit PCM WAV file."""
-    a = np.clip(np.asarray(amplitudes, dtype=np.float64).reshape(-1), -1.0, 1.0)
-    pcm = np.round(a * 32767).astype("<i2")
+    pcm = pcm16(amplitudes)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with wave.open(str(path), "wb") as w:

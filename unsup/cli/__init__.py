@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from unsup import data
-from unsup.cli import codec, evaluate, listing, probe, sample, train, words
+from unsup.cli import codec, evaluate, listing, ood, probe, sample, train, words
 from unsup.cli.options import HelpFormatter
 from unsup.errors import Interrupted, UnsupError
 from unsup.models import MODELS
@@ -29,13 +29,15 @@ Start with:
   unsup sample runs/digits --n 64 --out samples.png
   unsup probe runs/vae --labels 10%    (models with an encoder: linear/kNN/MLP probes of the features)
   unsup compress runs/digits --split test -o test.unsupz    (lossless coding, autoregressive models)
+  unsup ood runs/fashion --outliers mnist digits noise    (outlier detection with a likelihood model)
 """
 
 COMMANDS = {"train": (train.add_parser, train.cmd_train), "eval": (evaluate.add_parser, evaluate.cmd_eval),
             "sample": (sample.add_parser, sample.cmd_sample), "probe": (probe.add_parser, probe.cmd_probe),
             "words": (words.add_parser, words.cmd_words), "list": (listing.add_parser, listing.cmd_list),
             "compress": (codec.add_parser, codec.cmd_compress),
-            "decompress": (codec.add_parser_decompress, codec.cmd_decompress)}
+            "decompress": (codec.add_parser_decompress, codec.cmd_decompress),
+            "ood": (ood.add_parser, ood.cmd_ood)}
 
 
 def build_parser(model: str | None = None) -> argparse.ArgumentParser:

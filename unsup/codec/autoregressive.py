@@ -28,6 +28,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -35,8 +36,9 @@ import constriction
 import numpy as np
 import torch
 
-from unsup.errors import ConfigError
-from unsup.models import Model
+from unsup.errors import ConfigError, DataError
+from unsup.models import MODELS, Model
+from unsup.models import names as model_names
 
 Done = Callable[[int], None] | None  # progress: told the number of examples just coded
 
@@ -46,9 +48,9 @@ def check_codable(model: Model, name: str) -> None:
     autoregressive model with a ``walk`` loop (``Model.codes``), unconditional (coding a
     conditional model would need every example's label)."""
     if not model.codes:
+        family = ", ".join(n for n in model_names() if MODELS.get(n).codes)
         raise ConfigError(f"{name} cannot code data: `unsup compress` takes the autoregressive models "
-                          f"with a raster or sequence loop (pixelcnn, gated-pixelcnn, pixelcnn++, "
-                          f"pixelsnail, transformer, lstm, bytenet, nade)")
+                          f"with a walk loop ({family})")
     if model.num_classes:
         raise ConfigError(f"{name} is class-conditional: coding would need every example's label; "
                           f"compress with an unconditional run")
@@ -78,18 +80,66 @@ def computing_as(threads: int) -> Iterator[None]:
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old[1], old[2]
 
 
-def encode(model: Model, x: torch.Tensor, chunk: int, done: Done = None) -> np.ndarray:
+def length_runs(lengths: list[int]) -> list[list[int]]:
+    """Per-example lengths as runs ``[[length, repeats], ..]`` (a file's windows: two runs)."""
+    runs: list[list[int]] = []
+    for k in lengths:
+        if runs and runs[-1][0] == k:
+            runs[-1][1] += 1
+        else:
+            runs.append([int(k), 1])
+    return runs
+
+
+def run_lengths(runs: list[list[int]], count: int, dims: int) -> list[int]:
+    """The inverse of :func:`length_runs`, checked against ``count`` examples of ``dims`` elements.
+
+    Raises:
+        DataError: runs that do not describe ``count`` examples (a corrupt header).
+    """
+    try:
+        lengths = [int(k) for k, n in runs for _ in range(int(n))]
+    except (TypeError, ValueError):
+        lengths = []
+    if len(lengths) != count or any(not 0 <= k <= dims for k in lengths):
+        raise DataError(f"corrupt stream header: its lengths do not describe {count} examples of "
+                        f"{dims} elements")
+    return lengths
+
+
+def coded_mask(lengths: list[int] | None, count: int, shape: tuple[int, ...]) -> torch.Tensor | None:
+    """Which elements of ``count`` examples of ``shape`` are coded: the first ``lengths[i]`` of
+    example ``i``, flattened (None: all of every example)."""
+    if lengths is None:
+        return None
+    dims = math.prod(shape)
+    if len(lengths) != count or any(not 0 <= k <= dims for k in lengths):
+        raise ConfigError(f"{len(lengths)} lengths for {count} examples, each in [0, {dims}]")
+    return (torch.arange(dims)[None] < torch.tensor(lengths, dtype=torch.long)[:, None]).view(count, *shape)
+
+
+def encode(model: Model, x: torch.Tensor, chunk: int, done: Done = None,
+           coded: torch.Tensor | None = None) -> np.ndarray:
     """Range-code examples ``x`` ``(n, *spec.shape)`` (levels) in chunks of ``chunk``; the
-    coder's 32-bit words. ``done(k)`` hears of every ``k`` examples coded. Call within
-    :func:`computing_as`."""
+    coder's 32-bit words. ``done(k)`` hears of every ``k`` examples coded. ``coded``: a boolean
+    mask like ``x`` (:func:`coded_mask`) of the elements to code; the others must be zero, and
+    the decoder fills them with zeros without reading a bit (both sides condition on those
+    zeros, so any order stays exact). Call within :func:`computing_as`."""
     model.eval()
     coder, family = constriction.stream.queue.RangeEncoder(), _family()
     for start in range(0, len(x), chunk):
         truth = model.to_walk(x[start:start + chunk].to(model.device).long())
+        keep = None if coded is None else model.to_walk(coded[start:start + chunk].to(model.device))
 
-        def choose(logits: torch.Tensor, where: tuple, truth: torch.Tensor = truth) -> torch.Tensor:
+        def choose(logits: torch.Tensor, where: tuple, truth: torch.Tensor = truth,
+                   keep: torch.Tensor | None = keep) -> torch.Tensor:
             value = truth[where]
-            coder.encode(value.reshape(-1).cpu().numpy().astype(np.int32), family, probabilities(logits))
+            symbols, p = value.reshape(-1).cpu().numpy().astype(np.int32), probabilities(logits)
+            if keep is not None:
+                rows = keep[where].reshape(-1).cpu().numpy()
+                symbols, p = symbols[rows], p[rows]
+            if len(symbols):
+                coder.encode(symbols, family, p)
             return value
 
         model.walk(torch.zeros_like(truth), None, choose, fast=True)
@@ -98,21 +148,48 @@ def encode(model: Model, x: torch.Tensor, chunk: int, done: Done = None) -> np.n
     return coder.get_compressed()
 
 
-def decode(model: Model, words: np.ndarray, count: int, chunk: int, done: Done = None) -> torch.Tensor:
-    """The ``count`` examples that :func:`encode` coded into ``words`` with the same ``chunk``;
-    ``done`` as in :func:`encode`. Call within :func:`computing_as`."""
+def decode(model: Model, words: np.ndarray, count: int, chunk: int, done: Done = None,
+           coded: torch.Tensor | None = None) -> torch.Tensor:
+    """The ``count`` examples that :func:`encode` coded into ``words`` with the same ``chunk``
+    and ``coded``; ``done`` as in :func:`encode`. Call within :func:`computing_as`."""
     model.eval()
     coder, family = constriction.stream.queue.RangeDecoder(np.asarray(words, dtype=np.uint32)), _family()
     shape = model.to_walk(torch.zeros(1, *model.spec.shape, dtype=torch.long)).shape[1:]
     out = []
     for start in range(0, count, chunk):
         canvas = torch.zeros(min(chunk, count - start), *shape, dtype=torch.long, device=model.device)
+        keep = None if coded is None else model.to_walk(coded[start:start + chunk].to(model.device))
 
-        def choose(logits: torch.Tensor, where: tuple) -> torch.Tensor:
-            value = coder.decode(family, probabilities(logits))
-            return torch.from_numpy(value.astype(np.int64)).to(model.device).view(logits.shape[:-1])
+        def choose(logits: torch.Tensor, where: tuple, keep: torch.Tensor | None = keep) -> torch.Tensor:
+            p = probabilities(logits)
+            value = np.zeros(len(p), dtype=np.int64)
+            rows = slice(None) if keep is None else keep[where].reshape(-1).cpu().numpy()
+            if len(p[rows]):
+                value[rows] = coder.decode(family, p[rows])
+            return torch.from_numpy(value).to(model.device).view(logits.shape[:-1])
 
         out.append(model.from_walk(model.walk(canvas, None, choose, fast=True)).cpu())
         if done is not None:
             done(len(canvas))
     return torch.cat(out) if out else torch.zeros(0, *model.spec.shape, dtype=torch.long)
+
+
+def information(model: Model, x: torch.Tensor, coded: torch.Tensor, chunk: int) -> float:
+    """``-log2 p`` of the ``coded`` elements of ``x`` in bits, summed, from the conditionals of
+    the model's walk with the other elements zero (what :func:`encode` should spend on them):
+    the NLL of examples that are coded in part. Call within :func:`computing_as`."""
+    model.eval()
+    total = 0.0
+    for start in range(0, len(x), chunk):
+        truth = model.to_walk(x[start:start + chunk].to(model.device).long())
+        keep = model.to_walk(coded[start:start + chunk].to(model.device))
+
+        def choose(logits: torch.Tensor, where: tuple, truth: torch.Tensor = truth,
+                   keep: torch.Tensor = keep) -> torch.Tensor:
+            nonlocal total
+            logp = torch.log_softmax(logits.double(), -1).gather(-1, truth[where][..., None])[..., 0]
+            total -= logp[keep[where]].sum().item() / math.log(2)
+            return truth[where]
+
+        model.walk(torch.zeros_like(truth), None, choose, fast=True)
+    return total

@@ -22,12 +22,21 @@ MODES = {1: "L", 3: "RGB"}
 
 def png_paths(inputs: list[str]) -> list[Path]:
     """The PNG files named by ``inputs``: files as given, folders' ``*.png`` sorted by name."""
+    return input_paths(inputs, ".png")
+
+
+def input_paths(inputs: list[str], suffix: str) -> list[Path]:
+    """The files named by ``inputs``: files as given, folders' ``*SUFFIX`` sorted by name.
+
+    Raises:
+        DataError: a missing file, a folder without such files, two files of the same name.
+    """
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(item.glob("*.png"))
+            found = sorted(item.glob(f"*{suffix}"))
             if not found:
-                raise DataError(f"{item}: no .png files in this folder")
+                raise DataError(f"{item}: no {suffix} files in this folder")
             paths += found
         elif item.is_file():
             paths.append(item)

@@ -42,7 +42,7 @@ class Header:
 
     model: str  # registry name
     fingerprint: str  # model_fingerprint() of the encoding model
-    kind: str  # "images" (PNG files or a dataset split) or "examples" (a dataset split)
+    kind: str  # "images" (PNGs or a dataset split), "examples" (a split), "text" or "audio" (files)
     shape: list[int]  # one example's shape
     levels: int
     count: int
@@ -52,7 +52,14 @@ class Header:
     torch: str  # torch version
     data_sha256: str  # of the examples as little-endian int16, in order
     names: list[str] | None = None  # the files' names, for "images" read from files
+    coder: str = "range"  # "range" (autoregressive models) or "bits-back" (latent-variable models)
+    coder_params: dict[str, Any] = field(default_factory=dict)  # bits-back: grid, initial words
     source: dict[str, Any] = field(default_factory=dict)  # informative: run path, dataset, split
+    # runs [[k, n], ..]: n examples that code their first k elements (flattened), the rest zeros
+    lengths: list[list[int]] | None = None
+    # "text" and "audio" files, in order: bytes, sha256, windows; a WAV's bytes around its samples
+    files: list[dict[str, Any]] | None = None
+    vocab: str | None = None  # "text": hex of the bytes that symbols 0, 1, .. stand for
 
     @classmethod
     def from_json(cls, text: bytes) -> Header:

@@ -21,6 +21,7 @@ from unsup.data.base import (
     WindowDataset,
     represent,
 )
+from unsup.data.mutate import with_mutation
 from unsup.data.registry import DATASETS, SPLITS, Request, data_root, resolve
 from unsup.errors import ConfigError
 
@@ -58,7 +59,9 @@ def load(
         download: allow downloading from the official location into the cache.
         val_fraction: fraction of train held out as val.
         seed: seed of the val split and of generated data.
-        **options: source-specific options (e.g. ``size`` for image folders).
+        **options: source-specific options (e.g. ``size`` for image folders), and ``mutate``,
+            which any dataset of discrete values takes: the training split's values are each
+            replaced by a uniform random level with that probability (:mod:`unsup.data.mutate`).
 
     Raises:
         ConfigError: unknown name, split or representation.
@@ -69,8 +72,11 @@ def load(
     _import_sources()
     key, arg = resolve(name)
     source = DATASETS.get(key)
-    req = Request(name, split, arg, data_root(root), download, val_fraction, seed, dict(options))
-    return represent(source(req), representation, seed=seed)
+    options = dict(options)
+    rate = options.pop("mutate", None)  # any source's option: applied here, after the representation
+    req = Request(name, split, arg, data_root(root), download, val_fraction, seed, options)
+    ds = represent(source(req), representation, seed=seed)
+    return ds if rate is None else with_mutation(ds, rate, seed)
 
 
 def names() -> list[str]:

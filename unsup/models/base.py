@@ -129,6 +129,9 @@ class Model(nn.Module):
         codes: ``walk(z, y, choose)`` visits every element in the model's autoregressive order,
             ``to_walk(x)`` / ``from_walk(z)`` convert examples to the tensor it fills and back
             (lossless coding, :mod:`unsup.codec`).
+        bits_back: a latent-variable model with Gaussian latent levels and a discrete decoder,
+            coded by bits-back (:mod:`unsup.codec.bitsback`) through ``latent_levels()``,
+            ``posterior_level(x, drawn)``, ``prior_level(drawn, n)`` and ``decoder_table(drawn)``.
         interpolates: ``interpolate(a, b, steps)`` walks between two examples.
         variable_length: ``sample(..., length=T)`` draws sequences of any length.
         sampling_options: keyword options of ``sample`` choosing and tuning the sampler
@@ -143,6 +146,7 @@ class Model(nn.Module):
     supports_fast_sampling: ClassVar[bool] = False
     completes: ClassVar[bool] = False
     codes: ClassVar[bool] = False
+    bits_back: ClassVar[bool] = False
     interpolates: ClassVar[bool] = False
     variable_length: ClassVar[bool] = False
     sampling_options: ClassVar[tuple[str, ...]] = ()

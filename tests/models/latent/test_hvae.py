@@ -85,12 +85,53 @@ def test_loss_reports_the_kl_of_each_level():
     assert ((kl1 + kl2 - mc.mean(0)).abs() < 4 * se + 1e-3).all(), (kl1 + kl2, mc.mean(0), se)
 
 
+def test_bottom_up_inference_is_the_markov_chain_it_claims():
+    """q(z1 | x) q(z2 | z1) against torch's Normals; the loss's KL1 is log q(z1 | x) - log p(z1 | z2)
+    at its draw and KL2 the closed form of KL(q(z2 | z1) || N(0, I)) at the drawn z1, so that their
+    sum is unbiased for the KL of the joint."""
+    torch.manual_seed(12)
+    model = randomised(unsup.create("hvae", BINARY_VEC, z_dims=[3, 2], hidden=[16], top_hidden=[8],
+                                    inference="bottom-up"))
+    x = binary_patterns(5, seed=2)
+    z, log_q = model.draw_posterior(x, 4)
+    z1, z2 = z[..., :3], z[..., 3:]
+    h1 = model.encoder(2.0 * x.float() - 1.0)
+    q1 = Normal(h1[:, :3], h1[:, 3:].exp())
+    h2 = model.up(z1)  # (4, 5, 4): from z1, not from x
+    q2 = Normal(h2[..., :2], h2[..., 2:].exp())
+    torch.testing.assert_close(log_q, q1.log_prob(z1).sum(-1) + q2.log_prob(z2).sum(-1), atol=1e-4, rtol=1e-5)
+    torch.manual_seed(13)
+    out = model.loss({"x": x})
+    torch.manual_seed(13)  # the same draws
+    z, _ = model.draw_posterior(x, 1)
+    z1, z2 = z[0, :, :3], z[0, :, 3:]
+    hp = model.top_down(z2)
+    kl1 = q1.log_prob(z1).sum(-1) - Normal(hp[:, :3], hp[:, 3:].exp()).log_prob(z1).sum(-1)
+    h2 = model.up(z1)
+    kl2 = torch.distributions.kl_divergence(Normal(h2[:, :2], h2[:, 2:].exp()), Normal(0.0, 1.0)).sum(-1)
+    torch.testing.assert_close(out["kl1"], kl1.mean(), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(out["kl2"], kl2.mean(), atol=1e-4, rtol=1e-5)
+    assert model.latent_levels() == (2, 3) and model.inference == "bottom-up"
+
+
 # ------------------------------------------------------------------------------------ bounds
 
 
 def test_marginal_of_binary_hvae_sums_to_one(trained_hvae):
     torch.manual_seed(4)
     assert_marginal_sums_to_one(trained_hvae, (8,), k=500)
+
+
+def test_bottom_up_bounds_are_ordered():
+    torch.manual_seed(0)
+    model = unsup.create("hvae", BINARY_VEC, z_dims=[2, 2], hidden=[32], top_hidden=[16],
+                         inference="bottom-up")
+    model = fit(model, binary_patterns(512, seed=1), steps=150, batch=64)
+    assert_marginal_sums_to_one(model, (8,), k=500)
+    x = binary_patterns(100, seed=2)
+    means = iwae_bound_means(model, x, 16)
+    lp, se = model.log_prob_with_se(x, k=1000)
+    assert means[1].mean() <= means[50].mean() <= lp.mean() + 2 * se.mean()
 
 
 def test_elbo_below_iwae_k_below_iwae_k_prime(trained_hvae):
@@ -129,6 +170,8 @@ def test_a_level_equal_to_its_prior_has_zero_kl_and_no_active_units():
     (BINARY_VEC, {"hidden": [32], "z_dims": [4, 2]}),
     (SMALL_IMAGE, {"arch": "conv", "channels": 4, "z_dims": [2, 2], "k": 2}),
     (FLOAT_VEC, {"hidden": [16], "z_dims": [3, 2], "beta": 0.5, "free_bits": 0.1}),
+    (BINARY_VEC, {"hidden": [32], "z_dims": [4, 2], "inference": "bottom-up"}),
+    (SMALL_IMAGE, {"arch": "conv", "channels": 4, "z_dims": [2, 2], "k": 2, "inference": "bottom-up"}),
 ])
 def test_training_reduces_loss(spec, opts):
     torch.manual_seed(7)
@@ -174,6 +217,7 @@ def test_samples_and_codes(spec, dtype):
     ({"arch": "conv"}, "image"),
     ({"k": 5, "beta": 2.0}, "use k = 1"),
     ({"decoder": "gaussian"}, "continuous data"),
+    ({"inference": "sideways"}, "top-down or bottom-up"),
 ])
 def test_bad_config_raises(opts, match):
     with pytest.raises(ConfigError, match=match):

@@ -31,7 +31,8 @@ and minimises its negative log-likelihood. At evaluation :meth:`MADE.log_prob` i
 the density of the uniform mixture of the ``M`` autoregressive models that share weights. It is
 exactly normalised (each ``p_k`` is), at least as good as the average member by Jensen, and
 costs ``M`` forward passes. :meth:`MADE.sample` draws from the same mixture: a member uniformly
-at random per sample, then ``D`` sequential passes in that member's ordering.
+at random per sample, then ``D`` sequential passes in that member's ordering (:meth:`MADE.walk`,
+the loop that also codes data losslessly with a single-mask MADE, :mod:`unsup.codec`).
 
 References:
     [1] Germain, Gregor, Murray, Larochelle. MADE: Masked Autoencoder for Distribution
@@ -53,6 +54,7 @@ from torch import nn
 from unsup.data.base import DataSpec
 from unsup.errors import ConfigError
 from unsup.models import register
+from unsup.models.autoregressive.raster import Choose
 from unsup.models.base import Batch, LikelihoodModel
 from unsup.nn.layers import (
     MaskedLinear,
@@ -100,6 +102,9 @@ class MADEConfig:
 class MADE(LikelihoodModel):
     """MADE over data of any shape, flattened to ``D`` dimensions with ``L`` levels.
 
+    It codes data losslessly (``codes``, :mod:`unsup.codec`) in its ordering when it holds a
+    single mask; a mixture of several is refused (:meth:`to_walk`).
+
     Raises:
         ConfigError: continuous data, more than ``MAX_OUTPUTS`` logits (too many levels),
             unknown ordering or encoding, ``num_masks < 1``, a hidden size < 1, or
@@ -107,6 +112,7 @@ class MADE(LikelihoodModel):
     """
 
     Config = MADEConfig
+    codes = True
 
     def __init__(self, spec: DataSpec, config: MADEConfig | None = None) -> None:
         config = config or MADEConfig()
@@ -268,17 +274,48 @@ class MADE(LikelihoodModel):
         y = self.sample_labels(y, n)
         x = torch.zeros(n, self.d, dtype=torch.long, device=self.device)  # (n, D)
         member = torch.randint(self.config.num_masks, (n,)).to(self.device)
+
+        def draw(logits: torch.Tensor, where: tuple) -> torch.Tensor:
+            return sample_categorical(logits, temperature)
+
         for k in range(self.config.num_masks):
             rows = (member == k).nonzero().squeeze(1)
             if len(rows) == 0:
                 continue
-            xk, yk = x[rows], (y[rows] if y is not None else None)
-            masks = self._layer_masks(k)
-            for d in torch.argsort(self.orderings[k]).tolist():  # dimensions in order
-                logits = self._forward(self.encode(xk), yk, masks)  # (n_k, D, L)
-                xk[:, d] = sample_categorical(logits[:, d], temperature)
-            x[rows] = xk
+            x[rows] = self.walk(x[rows], y[rows] if y is not None else None, draw, member=k)
         return x.view(n, *self.spec.shape)
+
+    # ------------------------------------------------------------------- lossless coding
+
+    def to_walk(self, x: torch.Tensor) -> torch.Tensor:
+        """Examples ``(B, *spec.shape)`` as the flat ``(B, D)`` that :meth:`walk` fills.
+
+        Raises:
+            ConfigError: a mixture of several masks, whose likelihood no single ordering gives.
+        """
+        if self.config.num_masks > 1:
+            raise ConfigError(f"this MADE is a mixture of num_masks={self.config.num_masks} orderings: "
+                              f"p(x) averages their likelihoods, which no single autoregressive order "
+                              f"codes; compress with a run trained with --num-masks 1")
+        return x.reshape(len(x), self.d)
+
+    def from_walk(self, z: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`to_walk`."""
+        return z.reshape(len(z), *self.spec.shape)
+
+    def walk(self, x: torch.Tensor, y: torch.Tensor | None, choose: Choose, fast: bool = True,
+             member: int = 0) -> torch.Tensor:
+        """The autoregressive loop of mask ``member`` over flat ``x`` ``(n, D)``: for every
+        dimension ``d`` in its ordering, ``x[:, d] = choose(logits, (:, d))`` with ``logits``
+        ``(n, L)`` of ``p(x_d | x_<d)`` given ``x`` as filled so far; as :meth:`RasterSampling.walk
+        <unsup.models.autoregressive.raster.RasterSampling.walk>`. Every step is one full masked
+        pass (MADE has no cache, so ``fast`` changes nothing)."""
+        masks = self._layer_masks(member)
+        for d in torch.argsort(self.orderings[member]).tolist():  # dimensions in order
+            logits = self._forward(self.encode(x), y, masks)  # (n, D, L)
+            where = (slice(None), d)
+            x[where] = choose(logits[:, d], where)
+        return x
 
 
 def draw_hidden_degrees(d: int, hidden: Sequence[int], generator: torch.Generator) -> list[torch.Tensor]:

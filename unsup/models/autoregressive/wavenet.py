@@ -41,6 +41,7 @@ for every new sample (the receptive field suffices, so the cost per step is cons
 sampler [2] keeps, for each layer, a queue of its last ``(k - 1) d`` inputs: a new sample then
 costs one time step of every layer, ``O(layers)`` instead of ``O(layers * R)``. Both draw one
 categorical per position in the same order, so for the same seed they return the same samples.
+Both run one loop, :meth:`WaveNet.walk`, which the lossless coder (:mod:`unsup.codec`) runs too.
 
 References:
     [1] van den Oord, Dieleman, Zen, Simonyan, Vinyals, Graves, Kalchbrenner, Senior, Kavukcuoglu.
@@ -54,6 +55,7 @@ References:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -63,8 +65,12 @@ from torch import nn
 from unsup.data.base import DataSpec
 from unsup.errors import ConfigError
 from unsup.models import register
+from unsup.models.autoregressive.raster import Choose
 from unsup.models.base import LikelihoodModel
 from unsup.nn.layers import categorical_log_prob, check_temperature, sample_categorical
+
+# (x_{t-1} (n,) or None at t = 0, position t, whether logits are wanted) -> logits (n, L) or None
+StepFn = Callable[[torch.Tensor | None, int, bool], torch.Tensor | None]
 
 
 @dataclass
@@ -134,6 +140,7 @@ class WaveNet(LikelihoodModel):
     Config = WaveNetConfig
     supports_fast_sampling = True
     variable_length = True
+    codes = True
 
     def __init__(self, spec: DataSpec, config: WaveNetConfig | None = None) -> None:
         c = config or WaveNetConfig()
@@ -270,30 +277,58 @@ class WaveNet(LikelihoodModel):
                                   f"{prime.dtype} {tuple(prime.shape)}")
             start = prime.shape[1]
             x[:, :start] = prime
-        step = self._sample_fast if fast else self._sample_naive
-        step(x, y, start, temperature)
+
+        def draw(logits: torch.Tensor, where: tuple) -> torch.Tensor:
+            return sample_categorical(logits, temperature)
+
+        self.walk(x, y, draw, fast, start=start)
         if len(self.spec.shape) > 1 and length == self.length:
             return x.view(n, *self.spec.shape)
         return x
 
-    def _sample_naive(self, x: torch.Tensor, y: torch.Tensor | None, start: int,
-                      temperature: float) -> None:
-        r = self.receptive_field
-        for t in range(start, x.shape[1]):
-            first = max(0, t - r)
-            window = x[:, first:t + 1]  # x_t itself is a placeholder the output ignores
-            skip = self.features(self.input_embedding(window), y, first)[:, -1]  # (n, S)
-            x[:, t] = sample_categorical(self.head_logits(skip), temperature)
+    # ------------------------------------------------------------ the autoregressive loop
 
-    def _sample_fast(self, x: torch.Tensor, y: torch.Tensor | None, start: int,
-                     temperature: float) -> None:
-        """Paine et al.'s algorithm: per-layer queues of past layer inputs, one step per sample.
+    def to_walk(self, x: torch.Tensor) -> torch.Tensor:
+        """Examples ``(B, *spec.shape)`` as the sequences ``(B, T)`` that :meth:`walk` fills."""
+        return x.reshape(len(x), -1)
+
+    def from_walk(self, z: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`to_walk`."""
+        return z.reshape(len(z), *self.spec.shape)
+
+    def walk(self, x: torch.Tensor, y: torch.Tensor | None, choose: Choose, fast: bool = True,
+             start: int = 0) -> torch.Tensor:
+        """The loop of both samplers over ``x`` ``(n, T)``: for ``t = start, start + 1, ..``,
+        ``x[:, t] = choose(logits, (:, t))`` with ``logits`` ``(n, L)`` of ``p(x_t | x_<t)``
+        given ``x`` as filled so far (``x[:, :start]``: a prime, kept); as
+        :meth:`RasterSampling.walk <unsup.models.autoregressive.raster.RasterSampling.walk>`.
+        ``fast``: the queues of :meth:`incremental`; otherwise the network over the receptive
+        field at every step."""
+        step = self.incremental(len(x), y) if fast else None
+        r = self.receptive_field
+        for t in range(x.shape[1]):
+            if step is not None:
+                logits = step(x[:, t - 1] if t else None, t, t >= start)
+            elif t >= start:
+                first = max(0, t - r)
+                window = x[:, first:t + 1]  # x_t itself is a placeholder the output ignores
+                logits = self.head_logits(self.features(self.input_embedding(window), y, first)[:, -1])
+            if t >= start:
+                where = (slice(None), t)
+                x[where] = choose(logits, where)
+        return x
+
+    def incremental(self, n: int, y: torch.Tensor | None) -> StepFn:
+        """Paine et al.'s algorithm [2]: a stateful ``(prev, t, head) -> logits (n, L)`` (None
+        when not ``head``) equal to ``logits(x, y)[:, t]``, called for ``t = 0, 1, ..`` with
+        ``prev = x[:, t-1]`` (None at 0). It keeps per-layer queues of past layer inputs, so a step
+        costs one time step of every layer; ``head=False`` (a primed position) skips the output
+        layers.
 
         Each step computes :meth:`features` for one time step with the same weights, fetched
         once and called through plain tensor operations: at a few thousand multiply-adds per
         layer, the cost of a step is mostly per-operation overhead, so fewer operations matter.
         """
-        n = len(x)
         c = self.config
         k, k0, C, G = c.kernel_size, c.input_kernel_size, c.residual_channels, c.gate_channels
         zero = torch.zeros(n, C, device=self.device)
@@ -308,7 +343,10 @@ class WaveNet(LikelihoodModel):
                            None if res is None else res.weight.t()))
         skip_w, skip_b = self.skip.weight.t(), self.skip.bias
         embedding, input_bias = self.input_embedding.weight, self.input_bias
-        for t in range(x.shape[1]):
+
+        def step(prev: torch.Tensor | None, t: int, head: bool = True) -> torch.Tensor | None:
+            if prev is not None:
+                recent.append(F.embedding(prev, embedding).view(n, k0, C))
             h = input_bias.expand(n, C) if self.position is None else input_bias + self.position.weight[t]
             for j in range(k0):
                 h = h + recent[-1 - j][:, j]
@@ -320,10 +358,8 @@ class WaveNet(LikelihoodModel):
                 zs.append(F.glu(pre, 1))  # tanh(a) * sigmoid(g) in 3 operations, not 5: (n, G)
                 if res is not None:
                     h = torch.addmm(h, zs[-1], res)  # h + R_l z
-            if t >= start:
-                skip = torch.addmm(skip_b, torch.cat(zs, 1), skip_w)  # (n, S)
-                draw = sample_categorical(self.head_logits(skip), temperature)  # (n,)
-                x[:, t] = draw
-            else:
-                draw = x[:, t]
-            recent.append(F.embedding(draw, embedding).view(n, k0, C))
+            if not head:
+                return None
+            return self.head_logits(torch.addmm(skip_b, torch.cat(zs, 1), skip_w))  # (n, L)
+
+        return step

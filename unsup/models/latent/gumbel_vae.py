@@ -123,6 +123,7 @@ class GumbelVAE(VAE):
     Config = GumbelVAEConfig
     analytic_kl = False  # the KL is categorical (computed in loss), not the Gaussian one
     continuous_latents = False  # codes are one-hot: no coordinate sweeps
+    bits_back = False  # bits-back codes Gaussian levels; these latents are categorical
 
     def __init__(self, spec: DataSpec, config: GumbelVAEConfig | None = None) -> None:
         c = config or self.Config()

@@ -1,4 +1,5 @@
-"""A two-level hierarchical VAE with top-down inference (the Ladder VAE's posterior).
+"""A two-level hierarchical VAE with top-down inference (the Ladder VAE's posterior), or
+bottom-up inference (the Bit-Swap posterior).
 
 Generative model, two stochastic levels [1, 2]:
 
@@ -20,6 +21,18 @@ by precision weighting [1] (the product of the two Gaussian densities, renormali
 top-down network ``z2 -> (mu_p, s_p)`` is shared between ``p`` and ``q``, so the posterior of the
 lower level is a data-driven correction of its prior rather than a separate guess, and ``q`` and
 ``p`` share the top-down dependence of ``z1`` on ``z2``.
+
+**Bottom-up inference** (``inference="bottom-up"``, [4]): the posterior is a Markov chain that
+starts at the data,
+
+    q(z1 | x) = N(m, diag t^2)        (the bottom-up estimate above, alone),
+    q(z2 | z1) = N(mu_2(z1), diag s_2(z1)^2),
+
+so ``z2`` is inferred from ``z1`` and not from ``x``. The generative model is the same. The bound
+loses the top-down correction of ``q(z1)``, but a coder can then encode ``x`` before it draws
+``z2`` (Bit-Swap's ordering of bits-back coding, :mod:`unsup.codec.bitsback`). Neither KL is in
+closed form given the other level's draw: ``kl1`` is the one-sample ``log q(z1 | x) - log p(z1 | z2)``
+per dimension and ``kl2`` the closed-form ``KL(q(z2 | z1) || N(0, I))`` at the drawn ``z1``.
 
 **Through the VAE's hooks.** The latent is the concatenation ``z = [z1, z2]`` (``z1 + z2``
 dimensions): ``draw_posterior`` draws ``z2`` then ``z1`` (both reparameterised) and returns
@@ -47,6 +60,8 @@ References:
     [2] Kingma, Salimans, Jozefowicz, Chen, Sutskever, Welling. Improved Variational Inference
         with Inverse Autoregressive Flow. NeurIPS 2016.
     [3] Burda, Grosse, Salakhutdinov. Importance Weighted Autoencoders. ICLR 2016.
+    [4] F. Kingma, Abbeel, Ho. Bit-Swap: Recursive Bits-Back Coding for Lossless Compression with
+        Hierarchical Latent Variables. ICML 2019.
 """
 
 from __future__ import annotations
@@ -75,7 +90,9 @@ class HVAEConfig(VAEConfig):
         z_dims: sizes of the two latent levels, [z1, z2] (z1 next to the data).
         hidden: widths of the MLP bottom-up network's hidden layers (the decoder mirrors them).
         top_hidden: widths of the hidden layers of the two networks between the levels:
-            d1 -> q(z2 | x) and z2 -> p(z1 | z2).
+            d1 -> q(z2 | x) (bottom-up inference: z1 -> q(z2 | z1)) and z2 -> p(z1 | z2).
+        inference: ``top-down`` (``q(z2 | x) q(z1 | z2, x)``) or ``bottom-up``
+            (``q(z1 | x) q(z2 | z1)``, the order Bit-Swap coding needs).
         channels: channels of the conv encoder's first layer (the second has twice as many).
         activation: ``relu``, ``tanh`` or ``elu``.
         decoder: ``auto`` (by the data), ``bernoulli``, ``gaussian`` or ``logistic``.
@@ -89,6 +106,7 @@ class HVAEConfig(VAEConfig):
 
     z_dims: list[int] = field(default_factory=lambda: [32, 16])
     top_hidden: list[int] = field(default_factory=lambda: [128])
+    inference: str = "top-down"
 
 
 # The first two of the Ladder VAE's five MNIST levels [1]: 512- and 256-unit deterministic blocks,
@@ -97,9 +115,11 @@ PAPER = {"arch": "mlp", "hidden": [512, 512], "top_hidden": [256, 256], "z_dims"
          "kl_anneal_steps": 20000, "eval_samples": 5000}
 
 
-def normal_log_prob(z: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor) -> torch.Tensor:
-    """``log N(z; mu, diag exp(log_s)^2)`` summed over the last dimension."""
-    return (-0.5 * ((z - mu) * torch.exp(-log_s)).pow(2) - log_s - 0.5 * LOG_2PI).sum(-1)
+def normal_log_prob(z: torch.Tensor, mu: torch.Tensor, log_s: torch.Tensor, per_dim: bool = False
+                    ) -> torch.Tensor:
+    """``log N(z; mu, diag exp(log_s)^2)`` summed over the last dimension (``per_dim``: not summed)."""
+    lp = -0.5 * ((z - mu) * torch.exp(-log_s)).pow(2) - log_s - 0.5 * LOG_2PI
+    return lp if per_dim else lp.sum(-1)
 
 
 def normal_kl(mu_q: torch.Tensor, log_s_q: torch.Tensor, mu_p: torch.Tensor, log_s_p: torch.Tensor
@@ -132,24 +152,35 @@ class HVAE(VAE):
             raise ConfigError(f"z_dims must be two positive sizes [z1, z2], got {c.z_dims!r}")
         if any(not isinstance(h, int) or h < 1 for h in c.top_hidden):
             raise ConfigError(f"top_hidden must be a list of positive widths, got {c.top_hidden!r}")
+        if c.inference not in ("top-down", "bottom-up"):
+            raise ConfigError(f"inference must be top-down or bottom-up, got {c.inference!r}")
         # The VAE builds the likelihood, the bottom-up network x -> 2 z1 and the decoder z1 -> x.
         super().__init__(spec, dataclasses.replace(c, z_dim=zd[0]))
         self.config = c
         self.z_dims = (zd[0], zd[1])
         self.z_dim = zd[0] + zd[1]  # the concatenated latent [z1, z2]
         features = self.encoder[-1].in_features  # d1: the bottom-up network's last hidden layer
-        self.up = mlp([features, *c.top_hidden, 2 * zd[1]], c.activation)       # d1 -> q(z2 | x)
+        self.inference = c.inference
+        below = features if c.inference == "top-down" else zd[0]
+        self.up = mlp([below, *c.top_hidden, 2 * zd[1]], c.activation)  # d1 (or z1) -> q(z2 | .)
         self.top_down = mlp([zd[1], *c.top_hidden, 2 * zd[0]], c.activation)   # z2 -> p(z1 | z2)
 
     # ------------------------------------------------------------------------- the levels
 
     def bottom_up(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The bottom-up pass: ``q(z2 | x)`` (mean, log sd) and the bottom-up estimate of ``z1``
-        (mean ``m``, log sd ``log t``), each ``(B, z)``."""
+        (mean ``m``, log sd ``log t``), each ``(B, z)``. Bottom-up inference: ``q(z2 | z1 = m)``."""
         d1 = self.encoder[:-1](self._input(x))
-        h1, h2 = self.encoder[-1](d1), self.up(d1)
-        z1, z2 = self.z_dims
-        return h2[:, :z2], h2[:, z2:], h1[:, :z1], h1[:, z1:]
+        h1 = self.encoder[-1](d1)
+        z1 = self.z_dims[0]
+        m, log_t = h1[:, :z1], h1[:, z1:]
+        mu2, log_s2 = self.posterior2(d1 if self.inference == "top-down" else m)
+        return mu2, log_s2, m, log_t
+
+    def posterior2(self, below: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q(z2 | .)`` from the features ``d1`` (top-down inference) or from ``z1`` (bottom-up)."""
+        h = self.up(below)
+        return h[..., :self.z_dims[1]], h[..., self.z_dims[1]:]
 
     def prior1(self, z2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``p(z1 | z2)``: mean and log sd, ``(..., z1)`` for ``z2`` of shape ``(..., z2)``."""
@@ -166,16 +197,27 @@ class HVAE(VAE):
         return w * m + (1 - w) * mu_p, log_s_q
 
     def _infer(self, x: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
-        """``k`` reparameterised draws of ``z2 ~ q(z2 | x)`` then ``z1 ~ q(z1 | z2, x)`` with every
-        distribution's parameters: ``z1 (k, B, z1)``, ``z2 (k, B, z2)``, ``log_q1``/``log_q2``
-        ``(k, B)``, and ``mu2, log_s2 (B, z2)``, ``mu_q, log_s_q, mu_p, log_s_p (k, B, z1)``."""
+        """``k`` reparameterised draws of ``z2 ~ q(z2 | x)`` then ``z1 ~ q(z1 | z2, x)`` (bottom-up
+        inference: ``z1 ~ q(z1 | x)`` then ``z2 ~ q(z2 | z1)``) with every distribution's
+        parameters: ``z1 (k, B, z1)``, ``z2 (k, B, z2)``, ``log_q1``/``log_q2`` ``(k, B)``,
+        ``mu2, log_s2`` (``(B, z2)``; bottom-up ``(k, B, z2)``), ``mu_q, log_s_q, mu_p, log_s_p
+        (k, B, z1)``."""
         mu2, log_s2, m, log_t = self.bottom_up(x)
-        eps2 = torch.randn(k, *mu2.shape, device=mu2.device)
-        z2 = mu2 + torch.exp(log_s2) * eps2
-        mu_p, log_s_p = self.prior1(z2)
-        mu_q, log_s_q = self.combine(m, log_t, mu_p, log_s_p)
-        eps1 = torch.randn_like(mu_q)
-        z1 = mu_q + torch.exp(log_s_q) * eps1
+        if self.inference == "bottom-up":  # z1 ~ q(z1 | x), then z2 ~ q(z2 | z1)
+            eps1 = torch.randn(k, *m.shape, device=m.device)
+            mu_q, log_s_q = m.expand(k, *m.shape), log_t.expand(k, *m.shape)
+            z1 = mu_q + torch.exp(log_s_q) * eps1
+            mu2, log_s2 = self.posterior2(z1)  # (k, B, z2)
+            eps2 = torch.randn_like(mu2)
+            z2 = mu2 + torch.exp(log_s2) * eps2
+            mu_p, log_s_p = self.prior1(z2)
+        else:
+            eps2 = torch.randn(k, *mu2.shape, device=mu2.device)
+            z2 = mu2 + torch.exp(log_s2) * eps2
+            mu_p, log_s_p = self.prior1(z2)
+            mu_q, log_s_q = self.combine(m, log_t, mu_p, log_s_p)
+            eps1 = torch.randn_like(mu_q)
+            z1 = mu_q + torch.exp(log_s_q) * eps1
         log_q1 = -0.5 * (eps1.pow(2) + LOG_2PI).sum(-1) - log_s_q.sum(-1)
         log_q2 = -0.5 * (eps2.pow(2) + LOG_2PI).sum(-1) - log_s2.sum(-1)
         return {"z1": z1, "z2": z2, "log_q1": log_q1, "log_q2": log_q2, "mu2": mu2,
@@ -191,8 +233,33 @@ class HVAE(VAE):
         """A point summary of ``q(z1, z2 | x)``: means and log sds of ``[z1, z2]``, ``(B, z1 + z2)``
         each, those of ``z1`` taken at ``z2`` = its posterior mean."""
         mu2, log_s2, m, log_t = self.bottom_up(x)
+        if self.inference == "bottom-up":
+            return torch.cat([m, mu2], -1), torch.cat([log_t, log_s2], -1)
         mu1, log_s1 = self.combine(m, log_t, *self.prior1(mu2))
         return torch.cat([mu1, mu2], -1), torch.cat([log_s1, log_s2], -1)
+
+    def latent_levels(self) -> tuple[int, ...]:
+        """``(z2, z1)``: ``p`` draws ``z2`` first (and so does ``q`` with top-down inference)."""
+        return self.z_dims[1], self.z_dims[0]
+
+    def posterior_level(self, x: torch.Tensor | None, drawn: list[torch.Tensor]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """In the order of inference. Top-down: ``q(z2 | x)``, or given ``drawn = [z2]`` the
+        precision-weighted ``q(z1 | z2, x)``. Bottom-up: ``q(z1 | x)``, or given ``drawn = [z1]``
+        ``q(z2 | z1)`` (``x`` unused, may be None)."""
+        if self.inference == "bottom-up" and drawn:
+            return self.posterior2(drawn[0])
+        mu2, log_s2, m, log_t = self.bottom_up(x)
+        if self.inference == "bottom-up":
+            return m, log_t
+        return (mu2, log_s2) if not drawn else self.combine(m, log_t, *self.prior1(drawn[0]))
+
+    def prior_level(self, drawn: list[torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``p(z2) = N(0, I)``, or given ``drawn = [z2]`` the top-down ``p(z1 | z2)``."""
+        if drawn:
+            return self.prior1(drawn[0])
+        zeros = torch.zeros(n, self.z_dims[1], device=self.device)
+        return zeros, zeros
 
     def draw_posterior(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``k`` draws ``[z1, z2] ~ q(z2 | x) q(z1 | z2, x)`` and ``log q(z1, z2 | x)``:
@@ -232,8 +299,15 @@ class HVAE(VAE):
         b = len(x)
         xs = x.unsqueeze(0).expand(c.k, *x.shape).reshape(c.k * b, *x.shape[1:])
         log_px_z = super().decoder_log_prob(xs, r["z1"].reshape(c.k * b, -1)).view(c.k, b)
-        kl2_j = 0.5 * (r["mu2"].pow(2) + torch.exp(2 * r["log_s2"]) - 1.0) - r["log_s2"]  # (B, z2)
-        kl1_j = normal_kl(r["mu_q"][0], r["log_s_q"][0], r["mu_p"][0], r["log_s_p"][0])  # (B, z1)
+        if self.inference == "top-down":  # both in closed form given the drawn z2
+            mu2, log_s2 = r["mu2"], r["log_s2"]
+            kl1_j = normal_kl(r["mu_q"][0], r["log_s_q"][0], r["mu_p"][0], r["log_s_p"][0])  # (B, z1)
+        else:  # KL2 closed form given the drawn z1; KL1 one-sample
+            mu2, log_s2 = r["mu2"][0], r["log_s2"][0]
+            z1 = r["z1"][0]
+            kl1_j = (normal_log_prob(z1, r["mu_q"][0], r["log_s_q"][0], per_dim=True)
+                     - normal_log_prob(z1, r["mu_p"][0], r["log_s_p"][0], per_dim=True))
+        kl2_j = 0.5 * (mu2.pow(2) + torch.exp(2 * log_s2) - 1.0) - log_s2  # (B, z2)
         if c.k == 1:
             log_w = log_px_z  # unused by the ELBO
         else:

@@ -57,6 +57,12 @@ class Likelihood:
         """One draw ``x ~ p(x | z)`` of the data's dtype, shape ``(N, *shape)``."""
         raise NotImplementedError
 
+    def table(self, params: torch.Tensor) -> torch.Tensor:
+        """``log p(x_d = v | z)`` for every dimension ``d`` and level ``v``, shape ``(N, *shape, L)``
+        (discrete data only: what an entropy coder needs, :mod:`unsup.codec.bitsback`)."""
+        raise ConfigError(f"the {self.name} likelihood is not over discrete levels: it has no "
+                          f"probability table to code with")
+
     def mode(self, params: torch.Tensor) -> torch.Tensor:
         """A representative ``x`` for pictures and ``T = 0`` sampling, shape ``(N, *shape)``: the
         most likely value (binary), the mean (Gaussian), the level nearest the mean (logistic)."""
@@ -79,6 +85,10 @@ class Bernoulli(Likelihood):
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         return torch.bernoulli(torch.sigmoid(params[:, 0])).long()
+
+    def table(self, params: torch.Tensor) -> torch.Tensor:
+        logits = params[:, 0, ..., None]
+        return torch.cat([F.logsigmoid(-logits), F.logsigmoid(logits)], -1)
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
         return (params[:, 0] > 0).long()
@@ -129,12 +139,15 @@ class DiscretizedLogistic(Likelihood):
         return lp.flatten(1).sum(1)
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
-        return sample_categorical(discretized_logistic_mixture_table(*self._split(params), self.levels))
+        return sample_categorical(self.table(params))
+
+    def table(self, params: torch.Tensor) -> torch.Tensor:
+        return discretized_logistic_mixture_table(*self._split(params), self.levels).log_softmax(-1)
 
     def mode(self, params: torch.Tensor) -> torch.Tensor:
         """The level nearest the mean (for pictures): the most likely bin of a wide logistic is
         an end level, which collects the whole tail."""
-        p = discretized_logistic_mixture_table(*self._split(params), self.levels).softmax(-1)
+        p = self.table(params).exp()
         mean = (p * torch.arange(self.levels, device=p.device, dtype=p.dtype)).sum(-1)
         return mean.round().long()
 

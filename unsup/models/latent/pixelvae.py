@@ -126,6 +126,7 @@ class PixelVAE(VAE):
 
     Config = PixelVAEConfig
     config: PixelVAEConfig
+    bits_back = False  # p(x | z) is autoregressive: coding it needs the decoder's walk (not done)
 
     def __init__(self, spec: DataSpec, config: PixelVAEConfig | None = None) -> None:
         c = config or self.Config()

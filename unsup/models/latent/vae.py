@@ -175,6 +175,8 @@ class VAE(LikelihoodModel):
     # them; the bounds, the importance-sampled estimate and the sampler are written once, here.
 
     analytic_kl: bool = True  # q and p are the diagonal and the standard Gaussian of this class
+    bits_back = True  # Gaussian latent levels, a decoder over levels: unsup.codec.bitsback
+    inference = "top-down"  # the order posterior_level infers the levels in
     continuous_latents: bool = True  # codes can be swept coordinate by coordinate (traversals)
     reconstructs = True
     interpolates = True
@@ -230,6 +232,32 @@ class VAE(LikelihoodModel):
         log_px_z = self.decoder_log_prob(xs, z.reshape(k * b, *z.shape[2:])).view(k, b)
         kl_sample = log_qz - self.prior_log_prob(z)
         return log_px_z - kl_sample, log_px_z, kl_sample
+
+    # ------------------------------------------------------------------ the levels one by one
+    # Bits-back coding (unsup.codec.bitsback) draws the latents level by level, top-down, from q
+    # and from p, and needs each level's Gaussian parameters given the levels above it.
+
+    def latent_levels(self) -> tuple[int, ...]:
+        """Sizes of the Gaussian latent levels in the order ``p`` draws them (top-down; the
+        decoder reads the last). ``posterior_level`` infers them in this order too, unless
+        ``inference`` is ``"bottom-up"`` (the reverse order, as a Markov chain from ``x``)."""
+        return (self.z_dim,)
+
+    def posterior_level(self, x: torch.Tensor, drawn: list[torch.Tensor]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q`` of the next level in the order of inference, given ``x`` and the levels ``drawn``
+        before it: mean and log sd, ``(B, size)`` each."""
+        return self.posterior(x)
+
+    def prior_level(self, drawn: list[torch.Tensor], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``p`` of level ``len(drawn)`` given the levels ``drawn`` above it, for ``n`` examples."""
+        zeros = torch.zeros(n, self.z_dim, device=self.device)
+        return zeros, zeros
+
+    def decoder_table(self, drawn: list[torch.Tensor]) -> torch.Tensor:
+        """``log p(x_d = v | z)`` for every dimension and level given all levels ``drawn``:
+        ``(N, *shape, L)`` (discrete data)."""
+        return self.likelihood.table(self.decoder_params(drawn[-1]))
 
     # ----------------------------------------------------------------------------- training
 

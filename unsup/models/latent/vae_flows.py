@@ -132,6 +132,7 @@ class FlowPriorVAE(VAE):
 
     Config = FlowPriorVAEConfig
     analytic_kl = False
+    bits_back = False  # p(z) is a flow, not a Gaussian level
 
     def __init__(self, spec: DataSpec, config: FlowPriorVAEConfig | None = None) -> None:
         c = config or self.Config()
@@ -204,6 +205,7 @@ class IAFVAE(VAE):
 
     Config = IAFVAEConfig
     analytic_kl = False
+    bits_back = False  # q(z | x) is a flow, not a Gaussian level
 
     def __init__(self, spec: DataSpec, config: IAFVAEConfig | None = None) -> None:
         c = config or self.Config()
