@@ -599,7 +599,8 @@ if __name__ == "__main__":
     for name in ("compression-gated-fashion", "compression-pixelcnn-fashion-binary"):
         print(f"## Lossless compression: {name} (issue #21)\n")
         print(compression_table(name) + "\n")
-    for name in ("bitsback-vae-fashion-binary", "bitsback-hvae-fashion-binary", "bitsback-vae-fashion-8bit"):
+    for name in ("bitsback-vae-fashion-binary", "bitsback-hvae-fashion-binary",
+                 "bitsback-hvae-bitswap-fashion-binary", "bitsback-vae-fashion-8bit"):
         print(f"## Bits-back coding: {name} (issue #21)\n")
         print(bitsback_table(name) + "\n")
     print("\n## Framework overhead\n")
