@@ -515,6 +515,28 @@ def compression_table(name: str) -> str:
         f"{r['threads']} thread{'s' * (r['threads'] > 1)}.")
 
 
+def text_codec_table(name: str) -> str:
+    """`unsup compress` on the bible test split beside the general-purpose compressors (#21)."""
+    r = _load(name)
+    if r is None:
+        return "(not run)"
+    u = r["unsup"]
+    rows = ["| codec | bits/char | encode (KB / CPU s) |", "|---|---|---|",
+            f"| `unsup compress` ({Path(r['run']).name}) | {u['bits_per_char']:.4f} | "
+            f"{u['encode_kb_per_cpu_second']:.1f} (decode {u['decode_kb_per_cpu_second']:.1f}) |",
+            f"| its NLL (no real code) | {u['nll_bits_per_char']:.4f} | |"]
+    for codec, b in r["compressors"].items():
+        cells = (f"{b['error']} | |" if "error" in b else
+                 f"{b['bits_per_char']:.4f} | {b['encode_kb_per_cpu_second']:.0f} |")
+        rows.append(f"| {codec} | {cells}")
+    return "\n".join(rows) + (
+        f"\n\n{r['chars']:,} characters, {u['windows']:,} windows. Overhead over the NLL: "
+        f"{100 * u['overhead']:.2f} % = coder {u['coder_excess_bits_per_char']:.5f} + container "
+        f"{u['container_bits_per_char']:.5f} bits/char. CPU seconds of the `unsup` processes, "
+        f"{u['startup_cpu_seconds']:.1f} s of which start Python. `{r['command']}` at "
+        f"{r['git_commit'][:7]}, {r['threads']} thread{'s' * (r['threads'] > 1)}.")
+
+
 def bitsback_table(name: str) -> str:
     """Bits-back coding of a VAE: its real rate as images accumulate, beside its negative ELBO
     and its importance-sampled NLL (#21)."""
@@ -599,6 +621,8 @@ if __name__ == "__main__":
     for name in ("compression-gated-fashion", "compression-pixelcnn-fashion-binary"):
         print(f"## Lossless compression: {name} (issue #21)\n")
         print(compression_table(name) + "\n")
+    print("## Lossless compression: the bible test split (issue #21)\n")
+    print(text_codec_table("text-codec-bytenet-bible-long") + "\n")
     for name in ("bitsback-vae-fashion-binary", "bitsback-hvae-fashion-binary",
                  "bitsback-hvae-bitswap-fashion-binary", "bitsback-vae-fashion-8bit"):
         print(f"## Bits-back coding: {name} (issue #21)\n")

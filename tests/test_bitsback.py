@@ -79,9 +79,10 @@ def test_initial_bits_are_paid_once_and_amortise(tmp_path):
     few = compress(model, _meta(name, model), x[:2], tmp_path / "few.unsupz")
     many = compress(model, _meta(name, model), x, tmp_path / "many.unsupz")
     assert few["initial_bits"] == many["initial_bits"] > 0
-    per_example = (many["payload_bits"] - many["initial_bits"]) / 40
-    assert many["payload_bits"] / 40 < few["payload_bits"] / 2
-    assert many["payload_bits"] / 40 == pytest.approx(per_example + many["initial_bits"] / 40)
+    grid = bitsback.Grid()  # enough for the entropy of one chunk's 6 latents on the grid, + 2 words
+    assert many["initial_bits"] == 32 * (math.ceil(6 * math.log2(2 * grid.k + 1) / 32) + 2)
+    with_chunks = compress(model, _meta(name, model), x, tmp_path / "chunks.unsupz", chunk=8)
+    assert with_chunks["initial_bits"] == 32 * (math.ceil(8 * 6 * math.log2(2 * grid.k + 1) / 32) + 2)
 
 
 def test_bit_swap_needs_initial_bits_for_the_lowest_level_only(tmp_path):

@@ -29,13 +29,19 @@ first chunk is paid by initial bits. Levels inferred bottom-up as a Markov chain
 Each level is drawn with the bits that the level below just wrote, so only the first level of
 the first chunk needs initial bits.
 
-**Discretisation.** ANS codes integers. Each latent coordinate is put on the grid
-``z = k delta``, ``k = -K..K`` (``delta = 2^-bin_bits``, ``K delta = range``), and ``q`` and ``p``
-become the leaky quantised Gaussians of the ``constriction`` library (the mass of each bin
-``[k - 1/2, k + 1/2] delta``, every bin given at least the smallest representable probability,
-fixed-point with 24 bits). Since both the bits taken under ``q`` and the bits spent under ``p``
-scale with ``delta``, ``delta`` cancels in the net cost to first order, which stays
-``-log p(x | z) - log p(z) + log q(z | x)`` at the grid point. The decoder sees the grid point.
+**Discretisation.** ANS codes integers. Each latent coordinate is put on a grid
+``z = m + s k delta``, ``k = -K..K`` (``delta = 2^-bin_bits``, ``K delta = range``) in the
+coordinates of its prior ``p(z_i | levels above) = N(m, s^2)``, known to both sides when the level
+is drawn: the prior becomes ``N(0, 1)`` on the grid and ``q`` the Gaussian of
+``(z - m) / s``, both the leaky quantised Gaussians of the ``constriction`` library (the mass of
+each bin ``[k - 1/2, k + 1/2] delta``, every bin given at least the smallest representable
+probability, fixed-point with 24 bits). Since the bits taken under ``q`` and those spent under
+``p`` both scale with the bin, it cancels in the net cost to first order, which stays
+``-log p(x | z) - log p(z) + log q(z | x)`` at the grid point. The decoder sees the grid point. A
+grid in the prior's coordinates follows a conditional prior ``p(z1 | z2)`` however narrow it is
+(a fixed grid wider than ``s`` would cost bits through a worse ``p(x | z1)``). Bit-Swap draws ``z1``
+before ``z2``, when ``p(z1 | z2)`` is not yet known: its grids are in absolute coordinates
+(``m = 0``, ``s = 1``).
 
 **Initial bits.** Step 1 of the first chunk needs bits on the stack before any were written.
 The stack starts with ``initial_words`` 32-bit words from a fixed-seed generator, enough for the
@@ -70,6 +76,7 @@ from unsup.codec.autoregressive import Done, probabilities
 from unsup.errors import ConfigError, DataError
 from unsup.models import Model
 
+Frame = tuple[torch.Tensor, torch.Tensor] | None  # (mean, log sd): the coordinates of a level's grid
 SEED = 20190501  # of the initial words: any fixed value, the decoder checks what is left
 
 
@@ -77,8 +84,8 @@ SEED = 20190501  # of the initial words: any fixed value, the decoder checks wha
 class Grid:
     """The latents' grid: ``z = k * 2^-bin_bits`` for integers ``|k| <= range * 2^bin_bits``."""
 
-    bin_bits: int = 6
-    range: float = 8.0
+    bin_bits: int = 7
+    range: float = 16.0
 
     @property
     def delta(self) -> float:
@@ -91,16 +98,30 @@ class Grid:
     def family(self):
         return constriction.stream.model.QuantizedGaussian(-self.k, self.k)
 
-    def params(self, mu: torch.Tensor, log_s: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """A level's Gaussian in grid units, float64 and flat: means clipped into the grid."""
-        mu, log_s = mu.detach(), log_s.detach()
-        mean = (mu.double() / self.delta).clamp(-self.k, self.k)
-        std = torch.exp(log_s.double()) / self.delta
+    def params(self, mu: torch.Tensor, log_s: torch.Tensor, frame: Frame = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """A level's Gaussian in grid units, float64 and flat, means clipped into the grid; in
+        the coordinates ``(z - m) / s`` of ``frame = (m, log s)`` if given."""
+        mu, log_s = mu.detach().double(), log_s.detach().double()
+        if frame is not None:
+            m, log_f = frame[0].detach().double(), frame[1].detach().double()
+            mu, log_s = (mu - m) * torch.exp(-log_f), log_s - log_f
+        mean = (mu / self.delta).clamp(-self.k, self.k)
+        std = torch.exp(log_s) / self.delta
         return mean.reshape(-1).cpu().numpy(), std.reshape(-1).cpu().numpy()
 
-    def point(self, k: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-        """Grid points of the integers ``k``, shaped and placed like ``like``."""
-        return (torch.from_numpy(k.astype(np.float32)) * self.delta).to(like.device).view(like.shape)
+    def standard(self, like: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """``N(0, 1)`` in grid units for every element of ``like``: a prior in its own frame."""
+        n = like.numel()
+        return np.zeros(n), np.full(n, 1.0 / self.delta)
+
+    def point(self, k: np.ndarray, like: torch.Tensor, frame: Frame = None) -> torch.Tensor:
+        """Grid points of the integers ``k`` (in ``frame``'s coordinates if given), shaped and
+        placed like ``like``."""
+        u = torch.from_numpy(k.astype(np.float64)).to(like.device).view(like.shape) * self.delta
+        if frame is not None:
+            u = frame[0].detach().double() + torch.exp(frame[1].detach().double()) * u
+        return u.to(like.dtype)
 
     def initial_words(self, model: Model, chunk: int) -> int:
         """Words enough for the entropy of the latents that one chunk draws before it has written
@@ -153,14 +174,15 @@ def encode(model: Model, x: torch.Tensor, chunk: int, grid: Grid, done: Done = N
                 done(len(xb))
             continue
         drawn, ks = [], []
-        for _ in model.latent_levels():  # 1. z ~ q(z | x), taken off the stack
+        for _ in model.latent_levels():  # 1. z ~ q(z | x), taken off the stack, on p's grid
+            frame = model.prior_level(drawn, len(xb))
             mu, log_s = model.posterior_level(xb, drawn)
-            ks.append(coder.decode(gauss, *grid.params(mu, log_s)))
-            drawn.append(grid.point(ks[-1], mu))
+            ks.append(coder.decode(gauss, *grid.params(mu, log_s, frame)))
+            drawn.append(grid.point(ks[-1], mu, frame))
         table = model.decoder_table(drawn)  # 2. x under p(x | z)
         coder.encode_reverse(symbols, categorical, probabilities(table))
         for i in reversed(range(len(ks))):  # 3. z under p(z), lowest level first
-            coder.encode_reverse(ks[i], gauss, *grid.params(*model.prior_level(drawn[:i], len(xb))))
+            coder.encode_reverse(ks[i], gauss, *grid.standard(drawn[i]))
         if done is not None:
             done(len(xb))
     return coder.get_compressed(), n_init
@@ -224,16 +246,16 @@ def decode(model: Model, words: np.ndarray, count: int, chunk: int, grid: Grid, 
             if done is not None:
                 done(b)
             continue
-        drawn, ks = [], []
+        drawn, ks, frames = [], [], []
         for _ in model.latent_levels():  # z under p(z), top level first
-            mu, log_s = model.prior_level(drawn, b)
-            ks.append(coder.decode(gauss, *grid.params(mu, log_s)))
-            drawn.append(grid.point(ks[-1], mu))
+            frames.append(model.prior_level(drawn, b))
+            ks.append(coder.decode(gauss, *grid.standard(frames[-1][0])))
+            drawn.append(grid.point(ks[-1], frames[-1][0], frames[-1]))
         table = model.decoder_table(drawn)
         xb = torch.from_numpy(coder.decode(categorical, probabilities(table)).astype(np.int64))
         xb = xb.view(b, *shape).to(model.device)
         for i in reversed(range(len(ks))):  # give the bits back: z under q(z | x)
-            coder.encode_reverse(ks[i], gauss, *grid.params(*model.posterior_level(xb, drawn[:i])))
+            coder.encode_reverse(ks[i], gauss, *grid.params(*model.posterior_level(xb, drawn[:i]), frames[i]))
         out.append(xb.cpu())
         if done is not None:
             done(b)
