@@ -126,7 +126,7 @@ def compress(model: Model, meta: dict[str, Any], x: torch.Tensor, path: str | Pa
             words = autoregressive.encode(model, x, chunk, done, coded)
             target = {"nll_bits": _nll_bits(model, x, chunk, coded)}
         else:
-            grid = bitsback.Grid()
+            grid = bitsback.Grid.for_model(model)
             words, initial = bitsback.encode(model, x, chunk, grid, done)
             params = {**grid.to_dict(), "initial_words": initial}
             target = {"neg_elbo_bits": _neg_elbo_bits(model, x), "initial_bits": 32 * initial}
