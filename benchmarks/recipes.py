@@ -317,6 +317,10 @@ OOD_BACKGROUND = {
 RECIPES.update({f"ood-bg-{family}-fashion-mu{mu}": [*options, "--data-opt", f"mutate={mu}", "--time", "6m",
                                                      "--eval-time", "1m"]
                 for family, options in OOD_BACKGROUND.items() for mu in ("0.1", "0.3")})
+# the control: the Gated PixelCNN's background recipe on clean images (mutate=0), to tell what the
+# likelihood ratio owes to the mutation from what it owes to a shorter-trained denominator
+RECIPES["ood-bg-gated-fashion-mu0"] = [*OOD_BACKGROUND["gated"], "--data-opt", "mutate=0", "--time", "6m",
+                                       "--eval-time", "1m"]
 
 # `unsup eval` runs after training, each stored under "importance" in the recipe's result:
 # (label, options). The chain K = 1 (the ELBO's estimate), 10, 100, 5000 on the same examples

@@ -339,6 +339,7 @@ def test_any_bytes_code_under_a_byte_model(tmp_path):
     compress(model, _meta("lstm", model), packed.x, tmp_path / "s.unsupz", kind="text",
              names=[p.name for p in paths], lengths=packed.lengths, files=packed.files, vocab=packed.vocab)
     y, header = decompress(model, _meta("lstm", model), tmp_path / "s.unsupz")
+    assert header.vocab is None  # a byte is its own symbol: no table in the header
     for path in write_files(y, header, tmp_path / "back"):
         assert path.read_bytes() == (tmp_path / path.name).read_bytes()
 

@@ -9,7 +9,8 @@ is exact for any order, and for a causal model the tail costs exactly ``-log2 p(
 
 Text. A model trained with ``mode=bytes`` codes any file: each byte is its symbol. With
 ``mode=char`` the symbols index the training text's sorted distinct bytes (:mod:`unsup.data.text`),
-kept in the stream's header (``vocab``); a byte outside them is an error that names it.
+kept in the stream's header (``vocab``; not for ``mode=bytes``, whose symbol is the byte); a byte
+outside them is an error that names it.
 
 Audio. The ``speech`` dataset holds 16 kHz mu-law codes, 256 levels (:mod:`unsup.data.speech`),
 and ``unsup sample`` writes them as 16-bit PCM WAV files (:func:`unsup.audio.write_wav`): each
@@ -48,6 +49,9 @@ CONVERT = ("sox IN -r {rate} -c 1 -b 16 -e signed OUT.wav  (or ffmpeg -i IN -ar 
            "-c:a pcm_s16le OUT.wav)")
 
 
+BYTES = bytes(range(256))  # the symbols of a mode=bytes model: each byte its own
+
+
 @dataclass
 class Packed:
     """Files as windows of a sequence model: what :func:`unsup.codec.compress` takes."""
@@ -55,7 +59,7 @@ class Packed:
     x: torch.Tensor  # (n, T) symbols, zeros past each window's length
     lengths: list[int]  # symbols of every window
     files: list[dict[str, Any]] = field(default_factory=list)  # one entry per file (Header.files)
-    vocab: str | None = None  # hex: the byte of every text symbol
+    vocab: str | None = None  # hex: the byte of every text symbol (None: symbol = byte, mode=bytes)
 
 
 def file_kind(spec: DataSpec, data: DataArgs) -> str | None:
@@ -98,7 +102,7 @@ def text_vocab(spec: DataSpec, data: DataArgs) -> bytes:
     if data.options.get("mode", "bytes") == "char":
         vocab = data.load("train").vocab  # the distinct bytes of the whole training file
     else:
-        vocab = bytes(range(256))
+        vocab = BYTES
     if spec.levels != len(vocab) or data.representation != "native":
         raise ConfigError(f"this model codes {spec.levels} levels ({data.representation} "
                           f"representation), not the {len(vocab)} symbols of its text: compress text "
@@ -128,7 +132,7 @@ def read_texts(paths: list[Path], spec: DataSpec, vocab: bytes) -> Packed:
         streams.append(symbols)
         entries.append(_entry(data, symbols, length))
     x, lengths = windows(streams, length)
-    return Packed(x, lengths, entries, vocab.hex())
+    return Packed(x, lengths, entries, None if vocab == BYTES else vocab.hex())
 
 
 # ----------------------------------------------------------------------------------- audio
@@ -256,7 +260,7 @@ def write_files(x: torch.Tensor, header: Header, out_dir: Path) -> list[Path]:
     rows = x.numpy()
     lengths = run_lengths(header.lengths, len(x), x.shape[1]) if header.lengths else [x.shape[1]] * len(x)
     if header.kind == "text":
-        table = np.frombuffer(bytes.fromhex(header.vocab or ""), dtype=np.uint8)
+        table = np.frombuffer(BYTES if header.vocab is None else bytes.fromhex(header.vocab), dtype=np.uint8)
     else:
         table = mu_law_samples(header.levels)
     written, at = [], 0
