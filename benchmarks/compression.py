@@ -40,14 +40,9 @@ from pinned import git_commit  # benchmarks/ is on sys.path
 
 from unsup.codec import compress, decompress
 from unsup.data import DataArgs
+from unsup.errors import ConfigError
+from unsup.ood.complexity import CODECS
 from unsup.train import load_run
-
-
-def _png(image: np.ndarray, binary: bool) -> bytes:
-    buf = io.BytesIO()
-    pic = Image.fromarray(image.astype(bool)) if binary else Image.fromarray(image)
-    pic.save(buf, format="PNG", optimize=True, compress_level=9)
-    return buf.getvalue()
 
 
 def _webp(image: np.ndarray, binary: bool) -> bytes:
@@ -55,12 +50,6 @@ def _webp(image: np.ndarray, binary: bool) -> bytes:
     Image.fromarray(image * 255 if binary else image).save(buf, format="WEBP", lossless=True, quality=100,
                                                            method=6)
     return buf.getvalue()
-
-
-def _jxl(image: np.ndarray, binary: bool) -> bytes:
-    import imagecodecs
-
-    return imagecodecs.jpegxl_encode(image * 255 if binary else image, lossless=True, effort=9)
 
 
 def _zstd(data: bytes) -> bytes:
@@ -76,7 +65,8 @@ def _ppmd(data: bytes) -> bytes:
 
 
 FILES: dict[str, Callable[[np.ndarray, bool], bytes]] = {
-    "PNG (Pillow, level 9)": _png, "WebP lossless (method 6)": _webp, "JPEG-XL lossless (effort 9)": _jxl}
+    "PNG (Pillow, level 9)": CODECS["png"][1], "WebP lossless (method 6)": _webp,
+    "JPEG-XL lossless (effort 9)": CODECS["jpegxl"][1]}  # the codecs of `unsup ood`'s input complexity
 STREAMS: dict[str, Callable[[bytes], bytes]] = {
     "gzip -9": lambda d: gzip.compress(d, 9, mtime=0), "bzip2 -9": lambda d: bz2.compress(d, 9),
     "xz -9e": lambda d: lzma.compress(d, preset=9 | lzma.PRESET_EXTREME), "zstd -19": _zstd,
@@ -101,7 +91,7 @@ def baselines(x: torch.Tensor, levels: int) -> dict[str, dict[str, Any]]:
     for name, codec in FILES.items():
         try:
             sizes, seconds = _timed(lambda codec=codec: [len(codec(im, binary)) for im in images])
-        except (ImportError, OSError, ValueError) as e:
+        except (ConfigError, OSError, ValueError) as e:  # ConfigError: imagecodecs not installed
             out[name] = {"error": f"{type(e).__name__}: {e}"}
             continue
         out[name] = {"bytes": sum(sizes), "bits_per_dim": 8 * sum(sizes) / dims,
