@@ -42,6 +42,7 @@ References:
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 import warnings
 from collections.abc import Callable
@@ -95,8 +96,19 @@ def setup(device: torch.device) -> tuple[Distributed, torch.device]:
 
 
 def _shutdown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    """At exit: wait for every rank, then tear the group down. Without the barrier, the rank that
+    hosts the rendezvous store (rank 0) can tear down while another is still inside its own
+    teardown, which then aborts ("terminate called without an active exception")."""
+    if not dist.is_initialized():
+        return
+    try:
+        if dist.get_backend() == "gloo":
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))  # a rank that died: error, no hang
+        else:
+            dist.barrier()
+    except RuntimeError:  # another rank failed: its error is the one to report
+        pass
+    dist.destroy_process_group()
 
 
 class _Loss(nn.Module):
