@@ -618,7 +618,8 @@ if __name__ == "__main__":
     print(latent_diffusion_table("-eps") + "\n")
     print("## Diffusion: sampling speed beside the other families (issue #20)\n")
     print(diffusion_speed_table() + "\n")
-    for name in ("compression-gated-fashion", "compression-pixelcnn-fashion-binary"):
+    for name in ("compression-gated-fashion", "compression-pixelcnn-fashion-binary",
+                 "compression-gated-fashion-10000", "compression-pixelcnn-fashion-binary-10000"):
         print(f"## Lossless compression: {name} (issue #21)\n")
         print(compression_table(name) + "\n")
     print("## Lossless compression: the bible test split (issue #21)\n")
