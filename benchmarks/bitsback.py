@@ -96,11 +96,12 @@ def main() -> None:
             "cpu_seconds": time.process_time() - t0, "same_images": code(model, meta, x[:m], args.chunk)}
     print(f"IWAE NLL ({args.importance_samples} samples, first {m} images): {iwae['nll']:.4f} bits/dim; "
           f"their net rate {iwae['same_images']['net']:.4f}, -ELBO {iwae['same_images']['neg_elbo']:.4f}")
-    out = {"run": str(args.run), "model": meta["model"], "data": meta["data"]["name"],
+    out = {"command": " ".join(["python", "benchmarks/bitsback.py", *sys.argv[1:]]),
+           "git_commit": git_commit(), "threads": torch.get_num_threads(),
+           "run": str(args.run), "model": meta["model"], "data": meta["data"]["name"],
            "representation": meta["data"].get("representation"), "levels": int(model.spec.levels),
            "shape": list(model.spec.shape), "latent_levels": list(model.latent_levels()),
-           "command": " ".join(["python", "benchmarks/bitsback.py", *sys.argv[1:]]),
-           "git_commit": git_commit(), "threads": torch.get_num_threads(), "counts": rows, "iwae": iwae}
+           "counts": rows, "iwae": iwae}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1) + "\n")
 

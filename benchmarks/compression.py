@@ -133,11 +133,11 @@ def main() -> None:
                  "overhead": 8 * sizes["bytes"] / sizes["nll_bits"] - 1,
                  "encode_cpu_seconds": enc, "decode_cpu_seconds": dec,
                  "encode_images_per_cpu_second": len(x) / enc, "decode_images_per_cpu_second": len(x) / dec}
-    out = {"run": str(args.run), "model": meta["model"], "data": meta["data"]["name"],
+    out = {"command": " ".join(["python", "benchmarks/compression.py", *sys.argv[1:]]),
+           "git_commit": git_commit(), "threads": torch.get_num_threads(),
+           "run": str(args.run), "model": meta["model"], "data": meta["data"]["name"],
            "representation": meta["data"].get("representation"), "levels": int(model.spec.levels),
            "shape": list(model.spec.shape), "n": len(x), "chunk": args.chunk,
-           "command": " ".join(["python", "benchmarks/compression.py", *sys.argv[1:]]),
-           "git_commit": git_commit(), "threads": torch.get_num_threads(),
            "unsup": unsup_row, "baselines": baselines(x, int(model.spec.levels))}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1) + "\n")

@@ -40,7 +40,7 @@ examples:
   unsup train gated-pixelcnn --data fashion-mnist --time 12m --out runs/fashion
   unsup train gated-pixelcnn --data fashion-mnist --data-opt mutate=0.1 --time 6m --out runs/bg
   unsup ood runs/fashion --background runs/bg --outliers mnist digits shapes noise constant \\
-      cifar10-jpeg=../shared/data/cifar10-jpeg --examples 2000
+      cifar10-jpeg=PATH/TO/cifar10-jpeg --examples 2000
   unsup ood runs/vae --importance-samples 100 --outliers digits noise --json
 With several --background runs (one per mutation rate) the one whose likelihood ratio best separates
 validation images from their smoothed copies is used: the noise rate is chosen on

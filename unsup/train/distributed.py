@@ -42,6 +42,7 @@ References:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
 import os
 import warnings
@@ -101,13 +102,13 @@ def _shutdown() -> None:
     teardown, which then aborts ("terminate called without an active exception")."""
     if not dist.is_initialized():
         return
-    try:
+    # A rank that died makes the barrier raise (gloo's monitored barrier: no hang); that rank's
+    # own error is the one to report, so this one only tears down.
+    with contextlib.suppress(RuntimeError):
         if dist.get_backend() == "gloo":
-            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))  # a rank that died: error, no hang
+            dist.monitored_barrier(timeout=datetime.timedelta(seconds=60))
         else:
             dist.barrier()
-    except RuntimeError:  # another rank failed: its error is the one to report
-        pass
     dist.destroy_process_group()
 
 
