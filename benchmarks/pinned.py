@@ -22,6 +22,17 @@ def git_commit() -> str:
                           check=True).stdout.strip()
 
 
+def provenance(script: str, argv: Sequence[str]) -> dict:
+    """The first keys of a result JSON: the command that wrote it, the commit, the machine (torch
+    threads, CPU model) and the load averages when it started."""
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    return {"command": " ".join(["python", script, *argv]), "git_commit": git_commit(),
+            "threads": torch.get_num_threads(), "cpu": cpu, "load": list(os.getloadavg())}
+
+
 def interval(values: Sequence[float]) -> dict:
     """Mean and 95 % t-interval of per-seed values (NaN bounds for one value)."""
     n = len(values)

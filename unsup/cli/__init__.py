@@ -18,6 +18,7 @@ from unsup import data
 from unsup.cli import codec, evaluate, listing, ood, probe, sample, train, words
 from unsup.cli.options import HelpFormatter
 from unsup.errors import Interrupted, UnsupError
+from unsup.memory import keep_freed_memory
 from unsup.models import MODELS
 from unsup.models import names as model_names
 
@@ -51,6 +52,7 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    keep_freed_memory()  # reuse freed activations instead of page-faulting fresh ones (unsup.memory)
     try:
         data.names()  # register all sources
         model_names()  # and all models

@@ -143,7 +143,9 @@ def run_parent() -> argparse.ArgumentParser:
     on what device."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="which weights: best (lowest validation loss) or last (the resume point)")
+                        help="which weights: best (the run's selected checkpoint: lowest validation "
+                        "loss, or for representation methods highest kNN accuracy) or last (the "
+                        "resume point)")
     parent.add_argument("--data-dir", default=None, metavar="DIR",
                         help="where the run's dataset files are, if not where they were at training time")
     parent.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")

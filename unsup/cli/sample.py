@@ -15,6 +15,8 @@ from unsup.models import Model
 from unsup.train import load_run, select_device
 from unsup.train.runs import original_view
 
+SAMPLE_BATCH = 64  # samples drawn at once by `unsup sample` (memory-bounded sampling)
+
 
 def add_parser(sub: Any) -> None:
     s = sub.add_parser("sample", parents=[run_parent(), sampling_parent()],
@@ -113,8 +115,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     view = original_view(model, meta, model.device) if suffix not in (".wav", ".txt") else None
     if view is not None:  # a prior over VQ-VAE codes: decode the sampled codes to images
         model = view[0]
-    x = model.sample(args.n, y=y, temperature=args.temperature, **naive, **length_opt,
-                     **sampling_options(args, model))
+    if y is None and model.num_classes is not None:  # every class in turn, across the chunks
+        y = torch.arange(args.n) % model.num_classes
+    options = {"temperature": args.temperature, **naive, **length_opt, **sampling_options(args, model)}
+    # in chunks: a sampler's caches grow with the samples drawn at once (memory, page faults)
+    x = torch.cat([model.sample(min(SAMPLE_BATCH, args.n - start),
+                                y=None if y is None else y[start:start + SAMPLE_BATCH], **options).cpu()
+                   for start in range(0, args.n, SAMPLE_BATCH)])
     if suffix == ".wav":
         save_audio_samples(x, model.spec, meta["data"]["name"], args.out)
     elif suffix == ".txt":

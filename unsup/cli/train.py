@@ -35,8 +35,11 @@ EPILOG = """examples:
   unsup train histogram --data toy-2d-image --epochs 20 --out runs/hist
   unsup train pixelcnn --help      (lists the model's own options and presets)
 
-Runs write last.safetensors (resume point), best.safetensors (lowest validation loss),
-metrics.csv, tb/ (TensorBoard: tensorboard --logdir DIR/tb), samples.png and test.json.
+Runs write last.safetensors (resume point), best.safetensors (the checkpoint the model's rule
+selects at the validations of --eval-every: the lowest validation loss; for self-supervised
+representation methods the highest kNN accuracy of a labelled validation slice, logged as
+knn_accuracy, or the last checkpoint when the data are unlabelled), metrics.csv,
+tb/ (TensorBoard: tensorboard --logdir DIR/tb), samples.png and test.json.
 Interrupted (Ctrl-C saves a checkpoint first)? `unsup train MODEL --out DIR --resume` continues
 exactly where it stopped, with the run's own settings."""
 
@@ -175,7 +178,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, out: Path, main: bool, t_
     timing = {"training": summary["step_seconds"], "validation": summary["validation_seconds"]}
     if main:
         print(f"trained {summary['steps']} steps ({summary['examples_per_second']:.0f} examples/s); "
-              f"best val loss {summary['best_val']:.4f}", file=sys.stderr)
+              f"{model.checkpoint_selection(val).describe(summary['best_val'])}", file=sys.stderr)
     result = None
     if test is not None:
         result = _test(args, out, meta, test, trainer.device, cfg, timing, main, eval_time, t_eval)

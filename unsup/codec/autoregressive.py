@@ -39,6 +39,7 @@ import torch
 from unsup.errors import ConfigError, DataError
 from unsup.models import MODELS, Model
 from unsup.models import names as model_names
+from unsup.nn.layers import level_log_probs
 
 Done = Callable[[int], None] | None  # progress: told the number of examples just coded
 
@@ -57,8 +58,10 @@ def check_codable(model: Model, name: str) -> None:
 
 
 def probabilities(logits: torch.Tensor) -> np.ndarray:
-    """``(..., L)`` logits to float64 probabilities ``(N, L)``, one row per coded element."""
-    return torch.softmax(logits.double(), dim=-1).reshape(-1, logits.shape[-1]).cpu().numpy()
+    """``(..., L)`` logits (``(..., 1)``: one binary logit) to float64 probabilities ``(N, L)``,
+    one row per coded element."""
+    p = level_log_probs(logits.double()).exp()
+    return p.reshape(-1, p.shape[-1]).cpu().numpy()
 
 
 def _family():
@@ -187,7 +190,7 @@ def information(model: Model, x: torch.Tensor, coded: torch.Tensor, chunk: int) 
         def choose(logits: torch.Tensor, where: tuple, truth: torch.Tensor = truth,
                    keep: torch.Tensor = keep) -> torch.Tensor:
             nonlocal total
-            logp = torch.log_softmax(logits.double(), -1).gather(-1, truth[where][..., None])[..., 0]
+            logp = level_log_probs(logits.double()).gather(-1, truth[where][..., None])[..., 0]
             total -= logp[keep[where]].sum().item() / math.log(2)
             return truth[where]
 

@@ -14,6 +14,11 @@ A model trained by several alternating updates (a GAN's discriminator and genera
 as :class:`Phase` objects from :meth:`Model.phases`; the training loop then runs one phase per step
 and calls ``loss(batch, phase)``. It needs to know nothing else about the model.
 
+Which checkpoint a run keeps as ``best.safetensors`` is the model's to say too: at every validation
+the loop adds :meth:`Model.validation_scores` to the averaged validation losses and compares the
+metric that :meth:`Model.checkpoint_selection` names (a :class:`Selection`; by default the lowest
+validation loss).
+
 Bits per dimension of a dataset is ``E[-log p(x)] / (D ln 2)`` with ``D = spec.dims``.
 """
 
@@ -28,7 +33,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from unsup.data.base import DataSpec
+from unsup.data.base import Dataset, DataSpec
 from unsup.errors import ConfigError
 
 Batch = dict[str, torch.Tensor]
@@ -108,6 +113,44 @@ class Phase:
     betas: tuple[float, float] | None = None
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which checkpoint ``unsup train`` keeps as ``best.safetensors`` (:meth:`Model.checkpoint_selection`).
+
+    At every validation the loop compares ``metric`` of the validation results -- an averaged loss
+    term such as ``loss``, or a score of :meth:`Model.validation_scores` -- with the best so far and
+    writes ``best`` when it is strictly better (of equal scores the earlier checkpoint stays).
+
+    Attributes:
+        metric: the validation metric compared; ``None``: nothing to compare, ``best`` is always
+            the last checkpoint.
+        higher_is_better: the direction of ``metric`` (False: a loss, lower is better).
+        reason: why ``metric`` is ``None``, for messages.
+    """
+
+    metric: str | None = "loss"
+    higher_is_better: bool = False
+    reason: str = ""
+
+    def key(self, value: float) -> float:
+        """``value`` of :attr:`metric` as a lower-is-better number (negated when higher is
+        better): what the trainer's ``best_val`` and checkpoints store."""
+        return -float(value) if self.higher_is_better else float(value)
+
+    def value(self, key: float) -> float:
+        """The metric's value back from :meth:`key`'s number."""
+        return -float(key) if self.higher_is_better else float(key)
+
+    def describe(self, key: float) -> str:
+        """What the kept checkpoint is, for a summary line (``key`` from :meth:`key`)."""
+        if self.metric is None:
+            return f"best = last checkpoint ({self.reason or 'no metric to select by'})"
+        if not math.isfinite(key):
+            return f"best by validation {self.metric}: none yet"
+        way = "highest" if self.higher_is_better else "lowest"
+        return f"best ({way}) val {self.metric} {self.value(key):.4f}"
+
+
 class Model(nn.Module):
     """Base class. Subclasses set ``Config`` and implement :meth:`loss`.
 
@@ -158,6 +201,25 @@ class Model(nn.Module):
         ``loss(batch, phase.name)``. Default ``()``: one update of all parameters, ``loss(batch)``.
         """
         return ()
+
+    def checkpoint_selection(self, val: Dataset | None) -> Selection:
+        """How ``unsup train`` chooses the checkpoint it keeps as ``best.safetensors``, given the
+        validation set (``None``: no validation, every checkpoint is the best). Asked at every
+        validation, so it must depend on ``val`` and the model's class and config only. Default:
+        the lowest validation ``loss``."""
+        return Selection()
+
+    def validation_scores(self, val: Dataset, batch_size: int) -> dict[str, float]:
+        """Scores of the model on the validation set besides the averaged loss terms (a probe of
+        its features), logged with them and selectable by :meth:`checkpoint_selection`.
+
+        The loop calls it at every validation on the validated weights (the EMA copy under
+        ``--ema``) under a fixed seed of its own and outside the time budget of ``--eval-time``, so
+        it must be cheap; the model sets (and restores) eval mode itself. Under torch.distributed
+        every rank calls it and rank 0's result is everyone's. ``batch_size`` bounds the examples
+        per forward pass. Default: none.
+        """
+        return {}
 
     @classmethod
     def fit_config(cls, config: Any, data: Any) -> None:
@@ -272,7 +334,7 @@ class Model(nn.Module):
                 raise ConfigError(f"{name} expects integer levels, got {x.dtype}")
             if x.numel():
                 # compared as Python ints: in uint8, `x >= 256` would wrap 256 to 0
-                lo, hi = int(x.min()), int(x.max())
+                lo, hi = (int(v) for v in torch.aminmax(x))  # one pass over the batch
                 if lo < 0 or hi >= s.levels:
                     raise ConfigError(f"{name} expects values in [0, {s.levels - 1}], got [{lo}, {hi}]")
         else:

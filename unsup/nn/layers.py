@@ -204,18 +204,42 @@ class CausalConv1d(nn.Conv1d):
 # ------------------------------------------------------------------------ categorical outputs
 
 
+def logit_width(levels: int) -> int:
+    """Logits per dimension of a categorical output over ``levels`` levels.
+
+    Binary data get one logit ``l`` per dimension, read as the two-way logits ``(0, l)``: since
+    ``softmax((0, l))_1 = 1 / (1 + e^-l) = sigmoid(l)`` it is exactly the same family of
+    distributions, at half the output layer and with a Bernoulli log-likelihood (one softplus)
+    in place of a two-way log-softmax. Every other level count gets one logit per level.
+    """
+    return 1 if levels == 2 else levels
+
+
+def level_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """``log p(v)`` for every level ``v``, shape ``(..., L)``, from logits ``(..., L)`` or from
+    one binary logit ``(..., 1)`` (:func:`logit_width`); in the logits' dtype."""
+    if logits.shape[-1] == 1:
+        return torch.cat([F.logsigmoid(-logits), F.logsigmoid(logits)], -1)
+    return F.log_softmax(logits, dim=-1)
+
+
 def categorical_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Sum of categorical log-likelihoods over all dimensions of each example.
 
     Args:
-        logits: unnormalised log-probabilities, shape ``(B, *dims, L)``.
+        logits: unnormalised log-probabilities, shape ``(B, *dims, L)``, or one binary logit
+            per dimension, ``(B, *dims, 1)`` (:func:`logit_width`).
         x: long tensor of levels in ``[0, L)``, shape ``(B, *dims)``.
 
     Returns:
         ``sum_dims log softmax(logits)[x]``, shape ``(B,)``.
     """
-    logp = F.log_softmax(logits.float(), dim=-1)
-    picked = logp.gather(-1, x.long().unsqueeze(-1)).squeeze(-1)  # (B, *dims)
+    if logits.shape[-1] == 1:  # log sigmoid(+-l) = -BCE(l, x)
+        picked = -F.binary_cross_entropy_with_logits(
+            logits.float().squeeze(-1), x.float(), reduction="none")
+    else:
+        logp = F.log_softmax(logits.float(), dim=-1)
+        picked = logp.gather(-1, x.long().unsqueeze(-1)).squeeze(-1)  # (B, *dims)
     return picked.reshape(len(x), -1).sum(1)
 
 
@@ -231,7 +255,8 @@ def sample_categorical(logits: torch.Tensor, temperature: float = 1.0) -> torch.
     """Draw from ``softmax(logits / T)`` along the last axis with torch's global RNG.
 
     Args:
-        logits: shape ``(..., L)``.
+        logits: shape ``(..., L)``, or ``(..., 1)``: one binary logit ``l`` standing for
+            ``(0, l)`` (:func:`logit_width`), drawn as ``u < sigmoid(l / T)``.
         temperature: ``T > 0`` sharpens (``< 1``) or flattens (``> 1``) the distribution;
             ``T = 0`` returns the argmax.
 
@@ -239,6 +264,11 @@ def sample_categorical(logits: torch.Tensor, temperature: float = 1.0) -> torch.
         Long tensor of shape ``(...)``.
     """
     t = check_temperature(temperature)
+    if logits.shape[-1] == 1:
+        logit = logits[..., 0].float()
+        if t == 0:
+            return (logit > 0).long()
+        return (torch.rand_like(logit) < torch.sigmoid(logit / t)).long()
     if t == 0:
         return logits.argmax(-1)
     probs = F.softmax(logits.float() / t, dim=-1)

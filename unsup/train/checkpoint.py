@@ -241,3 +241,49 @@ def load_state(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         raise CheckpointError(f"{bad}: its {_META_KEY!r} metadata is not valid JSON ({e})") from None
     tensors = {k: v.to(device) for k, v in tensors.items()}
     return _join(structure, tensors)
+
+
+def two_way_binary_logits(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> list[str]:
+    """Names of ``weights`` written by an unsup older than one logit per binary dimension.
+
+    Such a model emitted two logits ``(a, b)`` per binary dimension, innermost in its output
+    layer's rows, where it now emits one (:func:`~unsup.nn.layers.logit_width`): those tensors
+    have exactly twice the rows of the model's, and the model has ``num_logits == 1``.
+    """
+    if getattr(model, "num_logits", None) != 1:
+        return []
+    own = model.state_dict()
+    return [k for k, v in weights.items() if k in own and v.dim() >= 1
+            and v.shape[0] == 2 * own[k].shape[0] and v.shape[1:] == own[k].shape[1:]]
+
+
+def merge_two_way_logits(model: torch.nn.Module, weights: dict[str, torch.Tensor]
+                         ) -> dict[str, torch.Tensor]:
+    """``weights`` with every two-way binary output (:func:`two_way_binary_logits`) replaced by
+    its single logit ``b - a``: ``softmax((a, b))_1 = sigmoid(b - a)``, so the model computes
+    exactly the distribution the old one did."""
+    out = dict(weights)
+    for k in two_way_binary_logits(model, weights):
+        pairs = weights[k].reshape(-1, 2, *weights[k].shape[1:])
+        out[k] = pairs[:, 1] - pairs[:, 0]
+    return out
+
+
+def merge_two_way_moments(optimizer: torch.optim.Optimizer) -> None:
+    """After loading the optimiser state of an older binary run (:func:`merge_two_way_logits`),
+    give each merged parameter the state of its single logit ``l = b - a``.
+
+    The old loss depended on ``b - a`` alone, so its gradients were ``-g`` for ``a`` and ``g`` for
+    ``b``: first moments (``exp_avg``, momentum) become ``(m_b - m_a) / 2 = m`` and second moments
+    (names with ``sq``) ``(v_a + v_b) / 2 = v``, the moments of ``g`` itself. Resuming then
+    continues with one logit's dynamics: what the older unsup would have done differs (it moved
+    ``b - a`` by two steps per update), which is why it says so when it resumes.
+    """
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for name, v in optimizer.state.get(p, {}).items():
+                if (isinstance(v, torch.Tensor) and v.dim() == p.dim() and v.dim() >= 1
+                        and v.shape[0] == 2 * p.shape[0] and v.shape[1:] == p.shape[1:]):
+                    pairs = v.reshape(-1, 2, *v.shape[1:])
+                    optimizer.state[p][name] = (pairs.mean(1) if "sq" in name
+                                                else (pairs[:, 1] - pairs[:, 0]) / 2)

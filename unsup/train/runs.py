@@ -12,7 +12,7 @@ from unsup.data.args import DataArgs
 from unsup.data.base import DataSpec
 from unsup.errors import CheckpointError
 from unsup.models import MODELS, Model, config_for
-from unsup.train.checkpoint import load_state
+from unsup.train.checkpoint import load_state, merge_two_way_logits
 from unsup.train.trainer import BEST, LAST
 
 
@@ -22,7 +22,9 @@ def load_run(run_dir: str | Path, which: str = "best", device: str | torch.devic
 
     Args:
         run_dir: the ``--out`` directory of ``unsup train``.
-        which: ``best`` (lowest validation loss) or ``last`` (the resume point).
+        which: ``best`` (the checkpoint the model's rule selected: the lowest validation loss by
+            default, :meth:`~unsup.models.base.Model.checkpoint_selection`) or ``last`` (the
+            resume point).
         device: where to put the model.
         ema: the moving average of the weights when the run kept one (``--ema``); False: the
             trained weights themselves.
@@ -51,7 +53,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str | torch.devic
     spec = DataSpec.from_dict(meta["spec"])
     model = MODELS.get(meta["model"])(spec, config_for(meta["model"], **meta["model_config"]))
     weights = state["ema"] if ema and state.get("ema") is not None else state["model"]
-    model.load_state_dict(weights)
+    model.load_state_dict(merge_two_way_logits(model, weights))  # older binary runs, exactly
     meta["step"] = state["step"]
     return model.to(device).eval(), meta
 

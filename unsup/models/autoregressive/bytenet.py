@@ -129,7 +129,7 @@ class ByteNet(SequenceModel):
             self.label_bias = nn.Embedding(self.num_classes, 2 * d)
         self.blocks = nn.ModuleList(ResidualBlock(d, c.kernel_size, r) for r in self.dilations)
         self.ln_out = nn.LayerNorm(2 * d)
-        self.head = nn.Linear(2 * d, self.levels)
+        self.head = nn.Linear(2 * d, self.num_logits)
 
     def inputs(self, seq: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """Shifted input embeddings ``(B, T, 2d)`` of ``(B, T)`` symbols, with the label bias."""

@@ -60,7 +60,7 @@ from unsup.errors import ConfigError
 from unsup.models import register
 from unsup.models.autoregressive.raster import RasterSampling, StepFn
 from unsup.nn.cached_conv import ConvCache, ConvFn, PaddedConv2d, dense
-from unsup.nn.layers import MaskedConv2d, categorical_log_prob, channel_group
+from unsup.nn.layers import MaskedConv2d, categorical_log_prob, channel_group, logit_width
 
 CHANNEL_DEPENDENCE = ("independent", "autoregressive")
 
@@ -172,6 +172,7 @@ class GatedPixelCNN(RasterSampling):
         self.image_shape = tuple(spec.shape)
         self.channels, self.height, self.width = self.image_shape
         self.levels = spec.levels
+        self.num_logits = logit_width(self.levels)  # per dimension: 1 for binary data
         self.groups = self.channels if c.channel_dependence == "autoregressive" else 1
         head = c.head_hidden or c.hidden
         if c.hidden < self.groups or head < self.groups:
@@ -186,7 +187,7 @@ class GatedPixelCNN(RasterSampling):
             for d in range(c.num_layers))
         self.head = MaskedConv2d(c.hidden, head, 1, "B", channel_groups=self.groups)
         # Output channels are laid out (C, L) so that colour c's logits form group c.
-        self.output_conv = MaskedConv2d(head, self.channels * self.levels, 1, "B",
+        self.output_conv = MaskedConv2d(head, self.channels * self.num_logits, 1, "B",
                                         channel_groups=self.groups)
 
     # ----------------------------------------------------------------------------- forward
@@ -234,7 +235,7 @@ class GatedPixelCNN(RasterSampling):
         out = conv(self.head, F.relu(h if skip is None else skip))
         out = conv(self.output_conv, F.relu(out))  # (B, C*L, H, W)
         b = len(out)
-        out = out.view(b, self.channels, self.levels, *out.shape[-2:])  # (B, C, L, H, W)
+        out = out.view(b, self.channels, self.num_logits, *out.shape[-2:])  # (B, C, L, H, W)
         return out.permute(0, 1, 3, 4, 2)  # (B, C, H, W, L)
 
     def logits(self, inputs: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

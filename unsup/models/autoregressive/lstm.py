@@ -95,7 +95,7 @@ class LSTM(SequenceModel):
             nn.init.normal_(p, std=0.1)
         self.rnn = CELLS[c.cell](emb, c.hidden, c.num_layers, batch_first=True,
                                  dropout=c.dropout if c.num_layers > 1 else 0.0)
-        self.head = nn.Linear(c.hidden, self.levels)
+        self.head = nn.Linear(c.hidden, self.num_logits)
 
     def features(self, e: torch.Tensor) -> torch.Tensor:
         """Logits ``(B, T, L)`` of input embeddings ``e`` ``(B, T, E)`` (row ``t``: ``e[:, :t+1]``)."""

@@ -15,7 +15,10 @@ of ``x_d`` depend only on dimensions earlier in ``pi`` and the product of the co
 normalised distribution.
 
 Inputs are one-hot (``D L`` input units, each level of a dimension with that dimension's degree)
-or the scaled value ``2x/(L-1) - 1`` (``D`` units). A class-conditional MADE adds a linear map
+or the scaled value ``2x/(L-1) - 1`` (``D`` units; the default for binary data, where it is the
+same model at half the first layer). Binary data get one output logit ``l_d`` per dimension, the
+two-way logits ``(0, l_d)``: ``p(x_d = 1 | .) = sigmoid(l_d)``
+(:func:`~unsup.nn.layers.logit_width`). A class-conditional MADE adds a linear map
 of the one-hot label, unmasked, to the first hidden layer and to the output logits (without the
 latter the first dimension in the ordering could not depend on the label).
 
@@ -60,11 +63,12 @@ from unsup.nn.layers import (
     MaskedLinear,
     categorical_log_prob,
     check_temperature,
+    logit_width,
     sample_categorical,
 )
 
 ORDERINGS = ("natural", "random")
-ENCODINGS = ("onehot", "scaled")
+ENCODINGS = ("auto", "onehot", "scaled")
 MAX_OUTPUTS = 2**20  # D * L logits
 
 
@@ -76,7 +80,9 @@ class MADEConfig:
         hidden: widths of the masked hidden layers (ReLU); may be empty.
         ordering: ``"natural"`` (raster order of the flattened example) or ``"random"``.
         num_masks: number of orderings/connectivities trained together (1: a single MADE).
-        input_encoding: ``"onehot"`` (``D*L`` inputs) or ``"scaled"`` (``D`` inputs in [-1, 1]).
+        input_encoding: ``"onehot"`` (``D*L`` inputs), ``"scaled"`` (``D`` inputs in [-1, 1]) or
+            ``"auto"``: scaled for binary data (where the one-hot code ``(1 - x, x)`` feeds the first
+            layer the same affine function of ``x`` at twice the cost), one-hot otherwise.
         conditional: condition on the class label (needs labelled data).
         mask_seed: seed of the orderings and hidden degrees (independent of the run's seed).
     """
@@ -84,7 +90,7 @@ class MADEConfig:
     hidden: list[int] = field(default_factory=lambda: [512, 512])
     ordering: str = "natural"
     num_masks: int = 1
-    input_encoding: str = "onehot"
+    input_encoding: str = "auto"
     conditional: bool = False
     mask_seed: int = 0
 
@@ -135,9 +141,12 @@ class MADE(LikelihoodModel):
         if self.d * self.levels > MAX_OUTPUTS:
             raise ConfigError(f"MADE would need {self.d} x {self.levels} output logits (max "
                               f"{MAX_OUTPUTS}); use fewer levels (--represent levels:K)")
+        self.num_logits = logit_width(self.levels)  # per dimension: 1 for binary data
         self.num_classes = spec.num_classes if config.conditional else None
-        per_dim_in = self.levels if config.input_encoding == "onehot" else 1
-        sizes = [self.d * per_dim_in, *map(int, config.hidden), self.d * self.levels]
+        self.onehot = config.input_encoding == "onehot" or (
+            config.input_encoding == "auto" and self.levels > 2)
+        per_dim_in = self.levels if self.onehot else 1
+        sizes = [self.d * per_dim_in, *map(int, config.hidden), self.d * self.num_logits]
         # Masks are rebuilt from the saved degrees, so they stay out of checkpoints.
         self.layers = nn.ModuleList(
             MaskedLinear(a, b, persistent_mask=False)
@@ -176,10 +185,10 @@ class MADE(LikelihoodModel):
     def degrees(self, k: int) -> list[torch.Tensor]:
         """Degrees of the input, hidden and output units of mask ``k`` (input first)."""
         order = self.orderings[k]  # (D,)
-        rep = self.levels if self.config.input_encoding == "onehot" else 1
+        rep = self.levels if self.onehot else 1
         m_in = order.repeat_interleave(rep)  # (D*rep,), dimension-major like the one-hot input
         hidden = [getattr(self, f"hidden_degrees_{i}")[k] for i in range(len(self.layers) - 1)]
-        m_out = order.repeat_interleave(self.levels)  # (D*L,)
+        m_out = order.repeat_interleave(self.num_logits)  # (D*L,), or (D,) for binary data
         return [m_in, *hidden, m_out]
 
     @torch.no_grad()
@@ -196,7 +205,7 @@ class MADE(LikelihoodModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Input features of a long batch ``(B, *shape)``: ``(B, D*L)`` one-hot or ``(B, D)``."""
         flat = x.reshape(len(x), self.d).long()  # (B, D)
-        if self.config.input_encoding == "onehot":
+        if self.onehot:
             return F.one_hot(flat, self.levels).float().reshape(len(x), -1)  # (B, D*L)
         return 2.0 * flat.float() / (self.levels - 1) - 1.0
 
@@ -222,7 +231,7 @@ class MADE(LikelihoodModel):
                 h = F.relu(h)
         if onehot_y is not None:
             h = h + self.label_out(onehot_y)
-        return h.view(len(h), self.d, self.levels)  # (B, D, L)
+        return h.view(len(h), self.d, self.num_logits)  # (B, D, L), (B, D, 1) for binary data
 
     def _prepare(
         self, x: torch.Tensor, y: torch.Tensor | None

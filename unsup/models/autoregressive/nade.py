@@ -154,8 +154,6 @@ class NADE(SequenceModel):
         """Logits ``(B, T, L)`` of hidden states ``h`` ``(B, T, H)`` at ``positions``."""
         dims = self.order[positions]
         out = torch.einsum("bth,toh->bto", h, self.V[dims]) + self.b[dims]  # (B, T, 1 or L)
-        if self.binary:  # Bernoulli logit z as the 2-way softmax of [0, z]
-            out = torch.cat([torch.zeros_like(out), out], dim=-1)  # (B, T, 2)
         return out
 
     def logits(self, seq: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

@@ -54,7 +54,7 @@ from unsup.errors import ConfigError
 from unsup.models import register
 from unsup.models.autoregressive.raster import RasterSampling, StepFn
 from unsup.nn.cached_conv import ConvCache, ConvFn, dense
-from unsup.nn.layers import MaskedConv2d, categorical_log_prob
+from unsup.nn.layers import MaskedConv2d, categorical_log_prob, logit_width
 
 CHANNEL_DEPENDENCE = ("independent", "autoregressive")
 
@@ -148,6 +148,7 @@ class PixelCNN(RasterSampling):
         assert spec.levels is not None
         self.channels, self.height, self.width = self.image_shape
         self.levels = spec.levels
+        self.num_logits = logit_width(self.levels)  # per dimension: 1 for binary data
         self.groups = self.channels if c.channel_dependence == "autoregressive" else 1
         head = c.head_hidden or c.hidden
         min_hidden = self.groups * (2 if c.residual else 1)
@@ -167,13 +168,13 @@ class PixelCNN(RasterSampling):
                 for _ in range(c.num_layers))
         self.head = MaskedConv2d(c.hidden, head, 1, "B", channel_groups=g)
         # Output channels are laid out (C, L) so that colour c's logits form group c.
-        self.output_conv = MaskedConv2d(head, self.channels * self.levels, 1, "B",
+        self.output_conv = MaskedConv2d(head, self.channels * self.num_logits, 1, "B",
                                         channel_groups=g)
 
         self.num_classes = spec.num_classes if c.conditional else None
         if self.num_classes is not None:
             block_width = c.hidden // 2 if c.residual else c.hidden
-            widths = [c.hidden, *[block_width] * c.num_layers, head, self.channels * self.levels]
+            widths = [c.hidden, *[block_width] * c.num_layers, head, self.channels * self.num_logits]
             # V_l y of the paper: a linear map of the one-hot label per layer.
             self.label_bias = nn.ModuleList(
                 nn.Linear(self.num_classes, w, bias=False) for w in widths)
@@ -206,7 +207,7 @@ class PixelCNN(RasterSampling):
         h = add(conv(self.head, F.relu(h)), biases[-2])
         out = add(conv(self.output_conv, F.relu(h)), biases[-1])  # (B, C*L, H, W)
         b = len(out)
-        out = out.view(b, self.channels, self.levels, *out.shape[-2:])  # (B, C, L, H, W)
+        out = out.view(b, self.channels, self.num_logits, *out.shape[-2:])  # (B, C, L, H, W)
         return out.permute(0, 1, 3, 4, 2)  # (B, C, H, W, L)
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

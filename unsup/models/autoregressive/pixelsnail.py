@@ -51,7 +51,7 @@ from unsup.errors import ConfigError
 from unsup.models import register
 from unsup.models.autoregressive.raster import RasterSampling, StepFn
 from unsup.nn.attention import MultiHeadAttention
-from unsup.nn.layers import MaskedConv2d, categorical_log_prob
+from unsup.nn.layers import MaskedConv2d, categorical_log_prob, logit_width
 
 
 @dataclass
@@ -146,6 +146,7 @@ class PixelSNAIL(RasterSampling):
         assert spec.levels is not None
         self.channels, self.height, self.width = self.image_shape
         self.levels = spec.levels
+        self.num_logits = logit_width(self.levels)  # per dimension: 1 for binary data
         self.groups = 1  # the channels of a pixel are drawn together
 
         f = c.hidden
@@ -159,7 +160,7 @@ class PixelSNAIL(RasterSampling):
             for _ in range(c.num_blocks))
         self.mix = nn.ModuleList(GatedResidual(f, 1, c.dropout, aux_channels=c.value_dim)
                                  for _ in range(c.num_blocks))
-        self.output_conv = nn.Conv2d(f, self.channels * self.levels, 1)
+        self.output_conv = nn.Conv2d(f, self.channels * self.num_logits, 1)
         # Pixel coordinates in [-0.5, 0.5), PixelSNAIL's "background" channels: (1, 2, H, W).
         rows = (torch.arange(self.height) / self.height - 0.5)[:, None].expand(-1, self.width)
         cols = (torch.arange(self.width) / self.width - 0.5)[None, :].expand(self.height, -1)
@@ -202,7 +203,7 @@ class PixelSNAIL(RasterSampling):
                 h = block(h)
             h = mix(h, self.attend(i, inputs, h))
         out = self.output_conv(F.elu(h))  # (B, C*L, H, W)
-        out = out.view(len(out), self.channels, self.levels, self.height, self.width)
+        out = out.view(len(out), self.channels, self.num_logits, self.height, self.width)
         return out.permute(0, 1, 3, 4, 2)  # (B, C, H, W, L)
 
     def log_prob(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

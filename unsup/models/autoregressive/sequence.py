@@ -37,7 +37,7 @@ from torch import nn
 from unsup.errors import ConfigError
 from unsup.models.autoregressive.raster import Choose
 from unsup.models.base import LikelihoodModel
-from unsup.nn.layers import categorical_log_prob, check_temperature, sample_categorical
+from unsup.nn.layers import categorical_log_prob, check_temperature, logit_width, sample_categorical
 
 # (previous element (n,) or None at t = 0, position t) -> logits of element t, (n, L)
 StepFn = Callable[[torch.Tensor | None, int], torch.Tensor]
@@ -83,10 +83,11 @@ class SequenceModel(LikelihoodModel):
     """Base class of autoregressive models over flattened discrete data (module docstring).
 
     Subclasses call :meth:`setup_sequence` in ``__init__`` and implement :meth:`logits` and
-    :meth:`incremental`.
+    :meth:`incremental`; their output layer has ``num_logits`` units per element.
 
     Attributes:
         levels: symbols per element ``L``.
+        num_logits: logits per element (``L``; 1 for binary data, :func:`~unsup.nn.layers.logit_width`).
         length: elements per example ``D``.
     """
 
@@ -106,6 +107,7 @@ class SequenceModel(LikelihoodModel):
                               f"sequences (T,), got {s.kind} data of shape {s.shape}")
         assert s.levels is not None
         self.levels, self.length = s.levels, s.dims
+        self.num_logits = logit_width(s.levels)  # logits per element: 1 for binary data
         self.num_classes = s.num_classes if conditional else None
 
     # ------------------------------------------------------------------------ element order

@@ -154,7 +154,7 @@ class Transformer(SequenceModel):
         self.blocks = nn.ModuleList(
             Block(d, c.num_heads, c.mlp_ratio, c.dropout) for _ in range(c.num_layers))
         self.ln_out = nn.LayerNorm(d)
-        self.head = nn.Linear(d, self.levels)
+        self.head = nn.Linear(d, self.num_logits)
         self._init_weights()
 
     def default_stride(self) -> int:

@@ -67,7 +67,7 @@ from unsup.errors import ConfigError
 from unsup.models import register
 from unsup.models.autoregressive.raster import Choose
 from unsup.models.base import LikelihoodModel
-from unsup.nn.layers import categorical_log_prob, check_temperature, sample_categorical
+from unsup.nn.layers import categorical_log_prob, check_temperature, logit_width, sample_categorical
 
 # (x_{t-1} (n,) or None at t = 0, position t, whether logits are wanted) -> logits (n, L) or None
 StepFn = Callable[[torch.Tensor | None, int, bool], torch.Tensor | None]
@@ -173,7 +173,8 @@ class WaveNet(LikelihoodModel):
         # sum_l S_l z_l as one map of the concatenated gate outputs (the biases add up to one).
         self.skip = nn.Linear(n * G, S)
         self.head = nn.Linear(S, S)
-        self.output = nn.Linear(S, self.levels)
+        self.num_logits = logit_width(self.levels)  # 1 for binary data
+        self.output = nn.Linear(S, self.num_logits)
 
         self.num_classes = spec.num_classes if c.conditional else None
         if self.num_classes is not None:

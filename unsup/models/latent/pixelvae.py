@@ -71,7 +71,7 @@ from unsup.models import register
 from unsup.models.latent.parts import conv_pair
 from unsup.models.latent.vae import VAE, VAEConfig
 from unsup.nn.cached_conv import ConvCache, ConvFn, dense
-from unsup.nn.layers import MaskedConv2d, categorical_log_prob, sample_categorical
+from unsup.nn.layers import MaskedConv2d, categorical_log_prob, logit_width, sample_categorical
 
 
 @dataclass
@@ -160,6 +160,7 @@ class PixelVAE(VAE):
         self.padded_shape = padded
         self.channels, self.height, self.width = channels, height, width
         self.levels: int = spec.levels
+        self.num_logits = logit_width(self.levels)  # per dimension: 1 for binary data
         self.groups = channels  # colours in order within a pixel (1: a grey image)
 
         f, g, k = c.pixel_channels, self.groups, c.kernel_size
@@ -170,7 +171,7 @@ class PixelVAE(VAE):
         self.layers = nn.ModuleList(MaskedConv2d(f, f, k, "B", channel_groups=g)
                                     for _ in range(c.pixel_layers - 1))
         # Output channels laid out (C, L): colour c's logits form channel group c.
-        self.output_conv = MaskedConv2d(f, channels * self.levels, 1, "B", channel_groups=g)
+        self.output_conv = MaskedConv2d(f, channels * self.num_logits, 1, "B", channel_groups=g)
 
     # --------------------------------------------------------------------------- networks
 
@@ -197,7 +198,7 @@ class PixelVAE(VAE):
         for layer, g_l in zip(self.layers, gains[1:], strict=True):
             h = h + conv(layer, F.relu(h)) + g_l * feats
         out = conv(self.output_conv, F.relu(h))  # (N, C L, H, W)
-        out = out.view(len(out), self.channels, self.levels, *out.shape[-2:])
+        out = out.view(len(out), self.channels, self.num_logits, *out.shape[-2:])
         return out.permute(0, 1, 3, 4, 2)
 
     # ------------------------------------------------------------------ p(x | z), replaced

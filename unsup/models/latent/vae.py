@@ -201,7 +201,13 @@ class VAE(LikelihoodModel):
     def draw_posterior(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``k`` reparameterised draws ``z ~ q(z | x)`` per example and their ``log q(z | x)``:
         ``(k, B, z_dim)`` and ``(k, B)``."""
-        mu, log_s = self.posterior(x)
+        return self.reparameterise(*self.posterior(x), k)
+
+    @staticmethod
+    def reparameterise(mu: torch.Tensor, log_s: torch.Tensor, k: int
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``k`` draws ``z = mu + exp(log_s) eps`` per row of the diagonal Gaussian ``(mu, log_s)``,
+        ``(B, d)`` each, and their log-densities: ``(k, B, d)`` and ``(k, B)``."""
         eps = torch.randn(k, *mu.shape, device=mu.device)
         z = mu + torch.exp(log_s) * eps
         return z, -0.5 * (eps.pow(2) + LOG_2PI).sum(-1) - log_s.sum(-1)
@@ -223,11 +229,14 @@ class VAE(LikelihoodModel):
         params = self.decoder_params(z)
         return self.likelihood.mode(params) if mode else self.likelihood.sample(params)
 
-    def log_weights(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def log_weights(self, x: torch.Tensor, k: int,
+                    drawn: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``k`` draws ``z ~ q(z | x)`` per example: ``(log w, log p(x | z), log q(z | x) - log p(z))``,
-        each ``(k, B)``, with ``log w = log p(x | z) + log p(z) - log q(z | x)``."""
+        each ``(k, B)``, with ``log w = log p(x | z) + log p(z) - log q(z | x)``; ``drawn``: those
+        draws and their ``log q`` already made (:meth:`draw_posterior`), so ``q`` is not run twice."""
         b = len(x)
-        z, log_qz = self.draw_posterior(x, k)  # (k, B, ...), (k, B)
+        z, log_qz = self.draw_posterior(x, k) if drawn is None else drawn  # (k, B, ...), (k, B)
         xs = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])  # (k B, *shape)
         log_px_z = self.decoder_log_prob(xs, z.reshape(k * b, *z.shape[2:])).view(k, b)
         kl_sample = log_qz - self.prior_log_prob(z)
@@ -274,11 +283,12 @@ class VAE(LikelihoodModel):
         x = batch["x"]
         self.check_input(x)
         x = x.to(self.device)
-        log_w, log_px_z, kl_sample = self.log_weights(x, c.k)
         if self.analytic_kl:  # the KL of two Gaussians in closed form, per latent dimension
-            mu, log_s = self.posterior(x)
+            mu, log_s = self.posterior(x)  # (one encoder pass for the draws and the KL)
+            log_w, log_px_z, _ = self.log_weights(x, c.k, self.reparameterise(mu, log_s, c.k))
             kl_j = 0.5 * (mu.pow(2) + torch.exp(2 * log_s) - 1.0) - log_s  # (B, z)
         else:  # a one-sample Monte-Carlo KL, as one "dimension"
+            log_w, log_px_z, kl_sample = self.log_weights(x, c.k)
             kl_j = kl_sample[0][:, None]
         return self.training_terms(log_w, log_px_z, {"kl": kl_j})
 

@@ -39,7 +39,10 @@ the future.
 ``encode`` (what ``unsup probe`` reads) averages ``c_t`` over the clip (``--features context``)
 or ``z_t`` (``--features latent``): speaker identification from one fixed-size vector per clip,
 as in [1]'s speaker probe, and ``unsup probe`` sets it against MFCC features and the same
-network untrained.
+network untrained. The checkpoint a run keeps is chosen by that probe too, not by the InfoNCE
+loss: the highest validation ``knn_accuracy`` of the speakers of the first 2,000 validation clips
+(:class:`~unsup.models.representation.base.KnnSelection`), or the last checkpoint when the clips
+have no speaker labels.
 
 Inputs are mu-law codes (the ``speech`` dataset), decoded to amplitudes in [-1, 1] through a
 lookup table, or amplitudes as floats (``--represent float`` data).
@@ -67,6 +70,7 @@ from unsup.data.base import Dataset, DataSpec
 from unsup.errors import ConfigError
 from unsup.models import register
 from unsup.models.base import Batch, Model
+from unsup.models.representation.base import KnnSelection
 from unsup.models.representation.contrastive import gather
 from unsup.nn import distributed
 
@@ -146,7 +150,7 @@ class StridedEncoder(nn.Module):
 @register("cpc-audio", "CPC on raw audio: strided conv encoder, GRU context, bilinear scores per "
           "step k, multi-step InfoNCE; negatives from all clips, the same speaker or the same clip",
           presets={"paper": {"channels": 512, "context": 256, "steps_ahead": 12}})
-class CPCAudio(Model):
+class CPCAudio(KnnSelection, Model):
     """Encoder ``g_enc``, autoregressive context ``g_ar`` and the predictors ``W_k``.
 
     Raises:

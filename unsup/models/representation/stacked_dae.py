@@ -26,9 +26,11 @@ True)`` guarantees, so Adam leaves them untouched.
 :meth:`~unsup.models.representation.base.RepresentationModel.encode` is the top code ``h_K``. In
 evaluation mode the ``loss`` is the whole stack's reconstruction error of the clean images,
 ``l(g_1(... g_K(h_K)), x)`` per dimension: one number comparable across the phases, so the
-trainer's best checkpoint (lowest validation loss) is not a stage where the upper layers are still
-untrained. ``layer_loss`` is then the current layer's denoising objective ``L_k``, and ``layer``
-the index ``k`` (``K`` during fine-tuning).
+validation loss of a stage where the upper layers are still untrained is not mistaken for a good
+one. (The kept checkpoint is chosen by the kNN probe of ``h_K`` on labelled validation data, or is
+the last, as for every :class:`~unsup.models.representation.base.RepresentationModel`.)
+``layer_loss`` is then the current layer's denoising objective ``L_k``, and ``layer`` the index
+``k`` (``K`` during fine-tuning).
 
 References:
     [1] Vincent, Larochelle, Lajoie, Bengio, Manzagol. Stacked Denoising Autoencoders: Learning
