@@ -101,6 +101,18 @@ class TwoTerms(Model):
         return {"loss": (x.mean(1) * self.w).mean(), "aux": x.sum(1).mean()}
 
 
+class Gathering(TwoTerms):
+    """A loss over the batches of every process (as contrastive negatives are gathered)."""
+
+    loss_gathers = True
+
+    def loss(self, batch):
+        from unsup.models.representation.contrastive import gather
+
+        x = batch["x"].float().flatten(1).mean(1)
+        return {"loss": gather(x, grad=False).mean() * self.w}
+
+
 def eval_cases() -> dict[str, dict]:
     """``evaluate`` on 150 examples in batches of 32: 5 batches, the last of 22 (rank 0 gets 3
     batches, rank 1 gets 2), and in cases where a rank gets no batch at all."""
@@ -114,6 +126,7 @@ def eval_cases() -> dict[str, dict]:
         "made-validation": evaluate(made(data), data, 32, validation=True),
         "with-se": evaluate(tiny_se, data, 32),
         "loss-terms": evaluate(TwoTerms(data.spec, TinyConfig()), data, 32),
+        "gathering": evaluate(Gathering(data.spec, TinyConfig()), data, 32),
     }
 
 
@@ -353,6 +366,19 @@ def test_sharded_evaluation_counts_every_example_once(ddp, case):
         for k, v in one.items():
             assert got[k] == pytest.approx(v, rel=1e-6, abs=1e-9), k
     assert one["n"] == {"made-3-batches": 96}.get(case, 150)
+
+
+def test_a_loss_that_gathers_is_evaluated_on_equal_full_batches_on_every_process(ddp):
+    """150 examples in batches of 32: 4 full batches, 2 per process (one process scores all 150,
+    its last batch of 22 included); every process gets the same figure, with no mismatched gather."""
+    results, _ = ddp
+    data = binary_data(150, seed=2)
+    x = data.x[:128].float().flatten(1).mean(1)
+    expected = float(x.view(4, 32).mean(1).mean()) * 0.5  # mean of the 4 full batches' losses
+    for r in results:
+        assert r["eval"]["gathering"]["n"] == 128
+        assert r["eval"]["gathering"]["loss"] == pytest.approx(expected, rel=1e-6)
+    assert eval_cases()["gathering"]["n"] == 150
 
 
 def test_resume_under_ddp_repeats_the_uninterrupted_run_with_noise_of_its_own_per_rank(ddp):

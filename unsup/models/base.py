@@ -179,6 +179,9 @@ class Model(nn.Module):
         variable_length: ``sample(..., length=T)`` draws sequences of any length.
         sampling_options: keyword options of ``sample`` choosing and tuning the sampler
             (``sampler``, ``steps``, ``eta``, ``guidance``: diffusion and flow models).
+        loss_gathers: ``loss`` gathers tensors from every process under torch.distributed
+            (contrastive negatives), so every process must call it on a batch of the same size:
+            distributed evaluation then takes equal full batches only.
     """
 
     Config: ClassVar[type]
@@ -193,6 +196,7 @@ class Model(nn.Module):
     interpolates: ClassVar[bool] = False
     variable_length: ClassVar[bool] = False
     sampling_options: ClassVar[tuple[str, ...]] = ()
+    loss_gathers: ClassVar[bool] = False
     num_classes: int | None = None
 
     def phases(self) -> tuple[Phase, ...]:

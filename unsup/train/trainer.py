@@ -385,7 +385,9 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     standard error of the mean NLL on these examples, ``sqrt(sum_i se_i^2) / n``.
 
     Under torch.distributed every rank must call it: each evaluates its share of the batches
-    (:func:`iterate`) and all get the sums over all ranks, hence the same result. With ``desc``
+    (:func:`iterate`) and all get the sums over all ranks, hence the same result. A model whose
+    loss gathers across processes (``loss_gathers``) is evaluated on the full batches only, as
+    many on every process (a few examples fewer than one process would score). With ``desc``
     the main process reports progress under that name (:func:`unsup.progress.progress`).
 
     With ``time_limit`` (seconds) the examples are taken in a fixed random order
@@ -403,6 +405,15 @@ def evaluate(model: Model, ds: Dataset, batch_size: int = 256, max_batches: int 
     model.eval()
     totals: dict[str, float] = {}
     n = 0
+    if ranks.enabled and getattr(model, "loss_gathers", False):
+        # every process calls the loss, and its gather, on a batch of the same size
+        full = len(ds) // batch_size if not max_batches else min(len(ds) // batch_size, max_batches)
+        max_batches = full - full % ranks.world_size
+        if max_batches == 0:
+            raise ConfigError(f"{type(model).__name__} gathers every process's batch in its loss, so "
+                              f"distributed evaluation takes equal full batches of {batch_size}: "
+                              f"{len(ds)} examples give none for each of {ranks.world_size} processes; "
+                              f"use a smaller --batch-size or more validation examples")
     n_batches = math.ceil(len(ds) / batch_size)
     n_batches = min(n_batches, max_batches) if max_batches else n_batches
     bar = progress(math.ceil(n_batches / ranks.world_size), desc or "", "batch",

@@ -166,6 +166,8 @@ class ContrastiveModel(RepresentationModel):
         ConfigError: an unknown head or augmentation, a non-positive temperature or head size.
     """
 
+    loss_gathers = True  # negatives from every process (gather)
+
     def __init__(self, spec: DataSpec, config: Any) -> None:
         super().__init__(spec, config)
         if config.head not in HEADS:

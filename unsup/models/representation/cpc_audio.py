@@ -158,6 +158,8 @@ class CPCAudio(KnnSelection, Model):
             ``steps_ahead``, or bad options.
     """
 
+    loss_gathers = True  # negatives from every process (gather)
+
     Config = CPCAudioConfig
     encodes = True
 

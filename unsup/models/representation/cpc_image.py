@@ -129,6 +129,8 @@ class CPCImage(RepresentationModel):
             unknown directions or patch augmentation, or non-positive sizes.
     """
 
+    loss_gathers = True  # negatives from every process (gather)
+
     Config = CPCImageConfig
 
     def __init__(self, spec: DataSpec, config: CPCImageConfig) -> None:
