@@ -7,10 +7,11 @@ In one process and one thread setting (torch's default: every core):
 
 1. the peak: the best rate of a large square ``torch.matmul`` in fp32 (and bf16; and a 1x1
    convolution, the GEMM of oneDNN), GFLOP/s;
-2. for three workloads -- the PixelCNN on binarised Fashion-MNIST (its CPU default size), RealNVP
-   on 8-bit Fashion-MNIST (its CPU default size) and a ResNet-18-style network on cifar10-jpeg
-   (defined here: the repository has no ResNet yet; it stands in for a self-supervised backbone;
-   the data is the project's copy beside the repository, ``recipes.SHARED_CIFAR``)
+2. for six workloads -- the PixelCNN on binarised Fashion-MNIST (its CPU default size), RealNVP
+   and Glow on 8-bit Fashion-MNIST (their CPU default sizes), the MLP VAE on binarised
+   Fashion-MNIST, SimCLR with the ResNet backbone on cifar10-jpeg, and a ResNet-18-style network
+   with a linear head on cifar10-jpeg (defined here, the stand-in of issue #8; the data is the
+   project's copy beside the repository, ``recipes.SHARED_CIFAR``)
    -- the training rate through :class:`~unsup.train.Trainer` (images/s after a warm-up), the
    FLOPs of one step (forward and backward, counted by ``torch.utils.flop_counter``: matrix
    multiplications and convolutions only, so elementwise work is free) and the achieved GFLOP/s
@@ -33,6 +34,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -40,7 +42,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from recipes import SHARED_CIFAR  # benchmarks/recipes.py: the script's directory is on sys.path
+from pinned import git_commit  # benchmarks/ is on sys.path (the script's directory)
+from recipes import SHARED_CIFAR
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -221,6 +224,19 @@ def workloads(names: list[str]) -> tuple[list[Workload], dict[str, float]]:
         f8 = load("fashion-mnist", "native")
         out.append(Workload("realnvp", "RealNVP (CPU default: 2 scales, hidden 32), 8-bit "
                             "Fashion-MNIST 1x28x28", f8, lambda: unsup.create("realnvp", data=f8), 32))
+    if "glow" in names:
+        f8 = load("fashion-mnist", "native")
+        out.append(Workload("glow", "Glow (CPU default), 8-bit Fashion-MNIST 1x28x28", f8,
+                            lambda: unsup.create("glow", data=f8), 32))
+    if "vae" in names:
+        fb = load("fashion-mnist", "binary")
+        out.append(Workload("vae", "VAE (CPU default: MLP 784-256-256-z, Bernoulli), binarised "
+                            "Fashion-MNIST", fb, lambda: unsup.create("vae", data=fb), 128))
+    if "simclr" in names:
+        cj = load("cifar10-jpeg", "native", root=SHARED_CIFAR)
+        out.append(Workload("simclr", "SimCLR with the ResNet backbone (--backbone resnet), two "
+                            "augmented views, cifar10-jpeg 3x32x32", cj,
+                            lambda: unsup.create("simclr", data=cj, backbone="resnet"), 64))
     if "resnet" in names:
         cj = load("cifar10-jpeg", "native", root=SHARED_CIFAR)
         out.append(Workload("resnet", "ResNet-18 layout at half width (defined in speed.py), "
@@ -256,8 +272,8 @@ def tables(res: dict[str, Any]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["pixelcnn", "realnvp", "resnet"],
-                   choices=["pixelcnn", "realnvp", "resnet"])
+    names = ["pixelcnn", "realnvp", "glow", "vae", "simclr", "resnet"]
+    p.add_argument("--models", nargs="+", default=names, choices=names)
     p.add_argument("--options", nargs="+", default=list(OPTIONS), choices=list(OPTIONS))
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per configuration")
     p.add_argument("--steps", type=int, default=8, help="timed steps per configuration")
@@ -269,7 +285,8 @@ def main() -> None:
         args.warmup, args.steps, args.matmul_n = 1, 2, 1024
     started = time.perf_counter()
     res: dict[str, Any] = {
-        "command": "python benchmarks/speed.py", "threads": torch.get_num_threads(),
+        "command": " ".join(["python", "benchmarks/speed.py", *sys.argv[1:]]),
+        "git_commit": git_commit(), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu": cpu_name(), "load_before": os.getloadavg(),
         "warmup_steps": args.warmup, "timed_steps": args.steps,
