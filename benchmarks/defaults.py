@@ -35,7 +35,7 @@ SWEEPS: dict[str, tuple[list[str], list[str], dict[str, list[str]], str]] = {
         "2000": ["--hidden", "2000"],
         "8000": ["--hidden", "8000"],
         "2000x2": ["--hidden", "2000", "2000"],
-    }, "512x2"),
+    }, "8000"),
     "vae": (BINARY, ["--examples", "2000", "--importance-samples", "1000"], {
         "256x2": ["--hidden", "256", "256", "--z-dim", "32"],
         "512x2": ["--hidden", "512", "512", "--z-dim", "32"],
