@@ -79,9 +79,9 @@ class Pair:
 
 PAIRS: dict[str, Pair] = {
     "made-default": Pair(
-        "MADE, each library's defaults: unsup (hidden [512, 512], natural order, one-hot inputs) vs "
-        "pytorch-generative MADE(784, [8000]) (zuko.nn.MaskedMLP [8000] where pytorch-generative "
-        "is not installed)",
+        "MADE, each library's defaults: unsup's (for binary 28x28 images one hidden layer of 8000, "
+        "natural order, inputs as values) vs pytorch-generative MADE(784, [8000]) (zuko.nn.MaskedMLP "
+        "[8000], random order, where pytorch-generative is not installed)",
         ["made"], ["peer_autoregressive.py", "made", "--arch", "default"], venv="pg", speed_steps=500),
     "made-8000": Pair(
         "MADE, equal architecture: one hidden layer of 8000, random order, inputs as values "
