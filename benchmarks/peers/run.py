@@ -80,7 +80,7 @@ class Pair:
 PAIRS: dict[str, Pair] = {
     "made-default": Pair(
         "MADE, each library's defaults: unsup's (for binary 28x28 images one hidden layer of 8000, "
-        "natural order, inputs as values) vs pytorch-generative MADE(784, [8000]) (zuko.nn.MaskedMLP "
+        "random order, inputs as values) vs pytorch-generative MADE(784, [8000]) (zuko.nn.MaskedMLP "
         "[8000], random order, where pytorch-generative is not installed)",
         ["made"], ["peer_autoregressive.py", "made", "--arch", "default"], venv="pg", speed_steps=500),
     "made-8000": Pair(

@@ -189,10 +189,12 @@ def test_presets_and_defaults():
     assert config_for("made").hidden is None  # resolved by the data:
     binary = unsup.create("made", DataSpec((1, 28, 28), 2, None, "image"))
     assert binary.config.hidden == [8000] and binary.onehot is False and binary.num_logits == 1
+    assert binary.config.ordering == "random"
     levels = unsup.create("made", DataSpec((1, 8, 8), 17, None, "image"))
     assert levels.config.hidden == [512, 512] and levels.onehot is True and levels.num_logits == 17
+    assert levels.config.ordering == "natural"
     large = unsup.create("made", DataSpec((1, 65, 65), 2, None, "image"), hidden=None, ordering="natural")
-    assert large.config.hidden == [512, 512]
+    assert large.config.hidden == [512, 512] and large.config.ordering == "natural"
     assert config_for("made", "course").num_masks == 1
     paper = config_for("made", "paper")
     assert paper.hidden == [8000, 8000] and paper.num_masks == 32
