@@ -9,10 +9,10 @@ same optimiser (AdamW, lr 1e-3) and batch for ``--steps`` steps:
   script or a peer library gets;
 * **unsup**: :class:`unsup.train.Trainer` as ``unsup train`` runs it (CSV log, checkpoint and
   validation only at the end, which is not timed; no progress bar, as in a script), timed from the
-  first to the last step by the process's CPU clock around :meth:`Trainer.fit`'s loop.
+  first to the last step by the process's CPU clock (``fit()``'s ``step_cpu_seconds``).
 
-Run on one pinned, otherwise idle core; the two loops alternate ``--repeats`` times and the medians
-are compared. Example::
+Run on one pinned, otherwise idle core; the two loops alternate ``--repeats`` times (which goes
+first alternates too) and the medians are compared, as is the median of the per-repeat ratios. Example::
 
     OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/loop_overhead.py --model vae \\
         --json benchmarks/results/loop-overhead-vae.json
@@ -74,11 +74,9 @@ def looped(name: str, train, steps: int, batch_size: int) -> float:
         cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=1e-3, weight_decay=0.0,
                           eval_every=0, progress=False, tensorboard=False, final_eval_time=None)
         trainer = Trainer(model, train, None, cfg, out=Path(out))
-        t0 = time.process_time()
         summary = trainer.fit()
-        total = time.process_time() - t0
-    # the loop alone: the final checkpoint (after the loop) is not part of a step
-    return total * summary["step_seconds"] / max(summary["train_seconds"], 1e-9)
+    # the loop alone, by the process clock (the final checkpoint, after the loop, is not a step)
+    return summary["step_cpu_seconds"]
 
 
 def main() -> None:
@@ -95,9 +93,11 @@ def main() -> None:
     bare(args.model, train, 20, batch_size)  # warm-up (first-touch of the heap, lazy init)
     looped(args.model, train, 20, batch_size)
     times: dict[str, list[float]] = {"bare": [], "unsup": [], "bare_default_adamw": []}
-    for r in range(args.repeats):
-        times["bare"].append(bare(args.model, train, args.steps, batch_size))
-        times["unsup"].append(looped(args.model, train, args.steps, batch_size))
+    for r in range(args.repeats):  # the order alternates, so that drift hits both loops alike
+        cases = [("bare", lambda: bare(args.model, train, args.steps, batch_size)),
+                 ("unsup", lambda: looped(args.model, train, args.steps, batch_size))]
+        for name, run in cases[::-1] if r % 2 else cases:
+            times[name].append(run())
         times["bare_default_adamw"].append(bare(args.model, train, args.steps, batch_size, False))
         print(f"repeat {r}: " + ", ".join(f"{k} {v[-1]:.3f} s" for k, v in times.items()),
               file=sys.stderr)
@@ -109,6 +109,8 @@ def main() -> None:
         "cpu_seconds": times,
         "ms_per_step": {k: 1000 * v / args.steps for k, v in med.items()},
         "overhead": med["unsup"] / med["bare"] - 1,
+        "overhead_paired_median": statistics.median(u / b - 1 for u, b in zip(times["unsup"], times["bare"],
+                                                                               strict=True)),
     }
     ms = result["ms_per_step"]
     print(f"{args.model}: bare {ms['bare']:.2f} ms/step, unsup {ms['unsup']:.2f} ms/step: overhead "

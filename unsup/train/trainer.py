@@ -321,6 +321,8 @@ def iterate(ds: Dataset, batch_size: int, max_batches: int = 0, rank: int = 0,
 def _to(batch: dict[str, torch.Tensor], device: torch.device,
         memory_format: torch.memory_format = torch.preserve_format) -> dict[str, torch.Tensor]:
     """``batch`` on ``device``; ``memory_format`` applies to its 4-D (image) tensors only."""
+    if device.type == "cpu" and memory_format == torch.preserve_format:
+        return batch  # (batches are drawn on the CPU)
     return {k: v.to(device, non_blocking=True,
                     memory_format=memory_format if v.dim() == 4 else torch.preserve_format)
             for k, v in batch.items()}
@@ -612,6 +614,7 @@ class Trainer:
         self.step = 0
         self._saved_step: int | None = None  # step held by last.safetensors, when one is written
         self.eval_seconds = 0.0  # time spent validating in this process
+        self.eval_cpu_seconds = 0.0  # and the CPU time it took (process time, every thread)
         self.best_val = math.inf
         self.elapsed = 0.0  # training seconds before this process (for --time across resumes)
         self._t0: float | None = None
@@ -857,8 +860,8 @@ class Trainer:
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         phase = self.round[self.step % len(self.round)] if self.round else None
         with self._only_phase(phase):
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
-                                enabled=self.amp_dtype is not None):
+            with (torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype is not None
+                  else contextlib.nullcontext()):  # (a disabled autocast still costs its context)
                 out = self.loss_fn(batch) if phase is None else self.loss_fn(batch, phase)
             loss = out["loss"]
             if not torch.isfinite(loss):
@@ -931,7 +934,8 @@ class Trainer:
         self._mark_rollback_point(saved=resume and self.out is not None and (self.out / LAST).exists())
         start_step = self.step
         t0 = self._t0 = time.perf_counter()
-        self.eval_seconds = 0.0
+        cpu0 = time.process_time()
+        self.eval_seconds = self.eval_cpu_seconds = 0.0
         bar = progress(self.total_steps, "train", "step", initial=self.step,
                        disable=not c.progress or not self.dist.is_main)
         running: dict[str, float] = {}
@@ -970,6 +974,7 @@ class Trainer:
             feed.close()
             bar.close()
         step_seconds = time.perf_counter() - t0 - self.eval_seconds  # the loop less its validations
+        step_cpu_seconds = time.process_time() - cpu0 - self.eval_cpu_seconds
         final_validation = time.perf_counter()
         if self.step > start_step and (not c.eval_every or self.step % c.eval_every):
             self._checkpoint(time_limit=c.final_eval_time)
@@ -989,6 +994,7 @@ class Trainer:
                             and rule.metric is not None else None},
             "train_seconds": total_seconds,
             "step_seconds": step_seconds,  # this process's steps alone
+            "step_cpu_seconds": step_cpu_seconds,  # this process's CPU time in them (all threads)
             "validation_seconds": self.eval_seconds,
             "final_validation_seconds": final_validation,
             "examples_per_second": steps_run * self.batches.batch_size
@@ -1067,9 +1073,10 @@ class Trainer:
         A NaN or infinite validation loss or weight is never written: it raises
         :class:`TrainingDiverged` naming the checkpoint that holds the last good state.
         """
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         metrics = self.validate(time_limit)
         self.eval_seconds += time.perf_counter() - t0
+        self.eval_cpu_seconds += time.process_time() - cpu0
         bad = self._non_finite(metrics)
         if bad is not None:
             raise TrainingDiverged(f"{bad} at step {self.step}, so it was not saved; {self._last_good()}")
