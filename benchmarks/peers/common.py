@@ -9,6 +9,7 @@ do not have unsup) as well as beside unsup. The peer scripts put this folder on 
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -32,6 +33,17 @@ def data_dir() -> Path:
     """Where ``export_data.py`` wrote unsup's split (``$UNSUP_PEERS_DATA``, else ``home()/data``)."""
     env = os.environ.get("UNSUP_PEERS_DATA")
     return Path(env).expanduser() if env else home() / "data"
+
+
+def run_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options every peer script shares: the budget (or exact steps), batch, learning rate,
+    seed and output file."""
+    ap.add_argument("--budget", type=float, default=300, help="training seconds (wall clock)")
+    ap.add_argument("--steps", type=int, help="train exactly this many steps instead (--speed-only)")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
 
 
 def load_split(represent: str, split: str, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

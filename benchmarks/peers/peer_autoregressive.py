@@ -31,6 +31,7 @@ from common import (  # noqa: E402
     TimeBudget,
     bernoulli_log_prob,
     load_split,
+    run_arguments,
     shuffled_batches,
     versions,
     write_json,
@@ -117,14 +118,9 @@ def main() -> None:
     ap.add_argument("--library", choices=["auto", "pytorch-generative", "zuko"], default="auto")
     ap.add_argument("--arch", choices=["default", "unsup"], default="default",
                     help="the library's defaults, or the size unsup's side runs at")
-    ap.add_argument("--budget", type=float, default=300, help="training seconds (wall clock)")
-    ap.add_argument("--steps", type=int, help="train exactly this many steps instead (--speed-only)")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    run_arguments(ap)
     ap.add_argument("--test-limit", type=int, help="score the first N test images only")
     ap.add_argument("--samples", type=int, default=0, help="also time drawing this many samples")
-    ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
     library = args.library

@@ -20,7 +20,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import TimeBudget, load_split, shuffled_batches, versions, write_json  # noqa: E402
+from common import (  # noqa: E402
+    TimeBudget,
+    load_split,
+    run_arguments,
+    shuffled_batches,
+    versions,
+    write_json,
+)
 
 D = 784
 ALPHA = 0.05
@@ -96,13 +103,8 @@ def main() -> None:
     ap.add_argument("--steps-per-level", type=int, default=8, help="glow: GlowBlocks per level")
     ap.add_argument("--layers", type=int, default=5, help="maf/realnvp: transforms")
     ap.add_argument("--hidden", type=int, default=64, help="glow: channels; maf/realnvp: units (x 2 layers)")
-    ap.add_argument("--budget", type=float, default=300, help="training seconds (wall clock)")
-    ap.add_argument("--steps", type=int, help="train exactly this many steps instead (--speed-only)")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    run_arguments(ap)
     ap.add_argument("--test-limit", type=int, help="score the first N test images only")
-    ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)

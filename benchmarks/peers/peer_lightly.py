@@ -23,7 +23,14 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import TimeBudget, linear_probe, load_split, versions, write_json  # noqa: E402
+from common import (  # noqa: E402
+    TimeBudget,
+    linear_probe,
+    load_split,
+    run_arguments,
+    versions,
+    write_json,
+)
 
 
 def backbone(width: int = 32, depth: int = 4) -> nn.Sequential:
@@ -57,14 +64,9 @@ class Images(torch.utils.data.Dataset):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", choices=["simclr", "moco"])
-    ap.add_argument("--budget", type=float, default=300, help="training seconds (wall clock)")
-    ap.add_argument("--steps", type=int, help="train exactly this many steps instead (--speed-only)")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
+    run_arguments(ap)
     ap.add_argument("--test-limit", type=int, help="probe: test on the first N test images only")
     ap.add_argument("--probe-train", type=int, default=10000, help="probe: fit on the first N train images")
-    ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
     from lightly.loss import NTXentLoss

@@ -25,6 +25,7 @@ from common import (  # noqa: E402
     TimeBudget,
     importance_sampled_nll,
     load_split,
+    run_arguments,
     versions,
     write_json,
 )
@@ -82,17 +83,12 @@ def build(model: str, z_dim: int, hidden: list[int], k: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", choices=["vae", "iwae"])
-    ap.add_argument("--budget", type=float, default=300, help="training seconds (wall clock)")
-    ap.add_argument("--steps", type=int, help="train exactly this many steps instead (--speed-only)")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    run_arguments(ap)
     ap.add_argument("--z-dim", type=int, default=32)
     ap.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     ap.add_argument("--k", type=int, default=5, help="IWAE's training samples")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--test-limit", type=int, default=2000, help="score the first N test images")
     ap.add_argument("--importance-samples", type=int, default=1000)
-    ap.add_argument("--out", required=True)
     args = ap.parse_args()
 
     from pythae.data.datasets import BaseDataset
