@@ -11,6 +11,7 @@ Runs in the peer virtual environment (no unsup); prints and writes one JSON obje
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -118,10 +119,8 @@ def main() -> None:
                               eval_dataset=None,
                               training_config=config, callbacks=[StopAtBudget()])
         budget.t0, budget.c0 = time.perf_counter(), time.process_time()  # after pythae's set-up
-        try:
+        with contextlib.suppress(BudgetReached):  # the callback ends pythae's epoch loop
             trainer.train()
-        except BudgetReached:
-            pass
     result = {"library": "pythae", "model": args.model, "z_dim": args.z_dim, "hidden": args.hidden,
               "parameters": sum(p.numel() for p in model.parameters()),
               "batch_size": args.batch_size, "optimizer": f"Adam(lr={args.lr})",
