@@ -52,7 +52,8 @@ def row_for(name: str, r: dict) -> str:
     sampling = f"{s_u or '–'} / {s_p or '–'}" if s_u or s_p else "–"
     load = ", ".join(f"{v:.2f}" for v in r.get("load", []))
     loop = f"{_num(u.get('examples_per_loop_second'))} / {_num(p.get('examples_per_loop_second'))}"
-    return (f"| {r['pair']} | {r['mode']} | {peer} | {torch} | {_num(eu)} | {_num(ep)} | {ratio} | {loop} | "
+    mode = r["mode"] + (f", seed {r['seed']}" if r["mode"] == "budget" else "")
+    return (f"| {r['pair']} | {mode} | {peer} | {torch} | {_num(eu)} | {_num(ep)} | {ratio} | {loop} | "
             f"{_metric(u, r['metric'])} | {_metric(p, r['metric'])} | {sampling} | {load} |")
 
 
