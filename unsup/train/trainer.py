@@ -984,8 +984,7 @@ class Trainer:
         total_seconds = self.seconds()
         self.elapsed, self._t0 = total_seconds, None
         steps_run = self.step - start_step
-        rule = (self.model.checkpoint_selection(self.val_set) if isinstance(self.model, Model)
-                and self.val_set is not None else Selection(metric=None, reason="no validation set"))
+        rule = self._selection()
         return {
             "steps": self.step,
             "best_val": self.best_val,  # lower-is-better (Selection.key); selected_by says what
@@ -1084,9 +1083,8 @@ class Trainer:
         if metrics is not None:
             previous = self.last_metrics
             self.last_metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-            selection = (self.model.checkpoint_selection(self.val_set)
-                         if isinstance(self.model, Model) else None)
-            metric = selection.metric if selection is not None else "loss"
+            selection = self._selection()
+            metric = selection.metric
             if metric is None:
                 self.best_val = math.inf
             else:
@@ -1099,7 +1097,7 @@ class Trainer:
                 if metric not in previous and (previous or metric != "loss"):
                     self.best_val = math.inf
                 value = float(metrics[metric])
-                key = selection.key(value) if selection is not None else value
+                key = selection.key(value)
                 keep = key < self.best_val
                 self.best_val = key if keep else self.best_val
         if keep:
@@ -1111,6 +1109,16 @@ class Trainer:
             self._keep_step_checkpoint()
         self._mark_rollback_point(saved=saved)
         self._seed_rank()
+
+    def _selection(self) -> Selection:
+        """How ``best`` is chosen: the model's rule (:meth:`~unsup.models.base.Model.
+        checkpoint_selection`; the lowest loss for a plain module), or the last checkpoint when
+        there is no validation set."""
+        if self.val_set is None:
+            return Selection(metric=None, reason="no validation set")
+        if isinstance(self.model, Model):
+            return self.model.checkpoint_selection(self.val_set)
+        return Selection()
 
     def _non_finite(self, metrics: dict[str, Any] | None = None) -> str | None:
         """What is NaN or infinite: the validation loss or a weight (``None``: all finite)."""
