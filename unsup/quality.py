@@ -16,6 +16,7 @@ at that sample size.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,10 @@ def sample_quality_report(model: Any, data: DataArgs, n: int, batch_size: int = 
     test = data.load("test")  # refused before the (slow) sampling
     if n > len(test):
         raise ConfigError(f"--sample-quality {n}: the test split has {len(test)} examples")
+    wall, cpu = time.perf_counter(), time.process_time()
     fake, asked = draw_samples(model, n, batch_size, seed, progress_bars, sampling)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     report = score_samples(fake, data, seed, asked, model.device)
+    # what drawing them cost: CPU seconds of this process (all its threads) and wall seconds
+    report.update(sampling_seconds=wall, sampling_cpu_seconds=cpu, batch_size=batch_size)
     return {**report, **({"sampling": sampling} if sampling else {})}

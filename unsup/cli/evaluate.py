@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -21,7 +22,8 @@ from unsup.train.trainer import seed_everything
 def add_parser(sub: Any) -> None:
     e = sub.add_parser("eval", parents=[run_parent(), sampling_parent()],
                        help="test NLL and bits/dim of a trained run", formatter_class=HelpFormatter,
-                       epilog="example:\n  unsup eval runs/digits --json\n"
+                       epilog="writes DIR/eval.json (the latest evaluation; `unsup report DIR` shows it)\n\n"
+                       "example:\n  unsup eval runs/digits --json\n"
                        "  unsup eval runs/vae --importance-samples 5000 --examples 1000")
     e.add_argument("run", metavar="DIR", help="a run directory written by `unsup train`")
     e.add_argument("--split", choices=SPLITS, default="test", help="which split to score")
@@ -70,5 +72,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result["sample_quality"] = sample_quality_report(scored, data, args.sample_quality,
                                                          args.batch_size, args.seed, not args.json,
                                                          sampling_options(args, scored))
+    result["options"] = {k: v for k, v in vars(args).items() if k not in ("command", "func", "json")}
+    # the latest evaluation stays beside the run, where `unsup report` finds it
+    (Path(args.run) / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result) if args.json else describe(result))
     return 0

@@ -1,0 +1,368 @@
+"""The lecture-8 table: every family on one dataset at one budget, measured on every axis (issue #24).
+
+    python benchmarks/families.py              # train every row x 3 seeds, evaluate, write the JSON
+    python benchmarks/families.py --evaluate   # only the evaluations of runs already trained
+    python benchmarks/families.py --table      # print the markdown table of the JSON
+    python benchmarks/families.py --smoke      # 3 steps per row into /tmp: does every command run?
+
+The seeds' lecture 8 compares the families' strengths and weaknesses: likelihood, sample quality,
+sampling speed, compression, representations and training stability. Here each row is one
+``unsup train`` command on 8-bit Fashion-MNIST (binarised for MADE only: its 256-way output layer
+over 784 pixels would have 10^8 weights), 2 minutes of wall-clock training on one pinned core with
+one thread (``--time 2m``; VQ-VAE + prior: 2 minutes each), seeds 0, 1 and 2. Then, for each
+row's seed-0 run (and seed 1 of the headline rows):
+
+- **test bits/dim** from the run's own end-of-training evaluation (a uniform random subset of the
+  test split within ``--eval-time``, with its standard error; exact for the autoregressive models,
+  a bound for the latent-variable models, flows' dequantised bits/dim and DDPM, an estimate for
+  flow matching's probability-flow ODE; none for GANs and the EBM);
+- **sample quality**: ``unsup eval RUN --sample-quality 300`` (KID and FD in the shipped
+  Fashion-MNIST classifier's features, beside the floor of 300 real training images against 300 real
+  test images), and the **CPU seconds per sample** of drawing those 300 (batches of 64; DDPM by
+  DDIM with 50 steps, stated);
+- **representation**: a linear probe on 10 % of the training labels of whatever the model encodes
+  (``unsup probe RUN --probes linear --labels 10%``), for the models with an encoder;
+- **compression**: ``unsup compress`` of the first 200 test images with the models that have a
+  codec (autoregressive: range coding; VAE: bits-back with ANS), its bits/dim as a real file;
+- **OOD AUROC** of the likelihood score against the 8x8 digits resized to 28x28
+  (``unsup ood RUN --outliers digits --examples 500``), for the models with a likelihood;
+- **stability**: how many of the 3 seeds ended with a non-finite loss or rolled back after one;
+- parameters and training steps.
+
+Everything runs two jobs at a time, each pinned to its own core with ``OMP_NUM_THREADS=1``; the
+runs are kept in ``runs/families/``, so ``unsup report runs/families/*-s0 -o families.html``
+shows them. Writes ``benchmarks/results/families.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pinned import provenance  # benchmarks/ is on sys.path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = Path("runs/families")
+RESULT = ROOT / "benchmarks" / "results" / "families.json"
+BUDGET = "2m"
+SEEDS = (0, 1, 2)
+HEADLINE = ("gated-pixelcnn", "glow", "vae", "dcgan", "ddpm")  # measured at a second seed too
+COMMON = ["--data", "fashion-mnist", "--time", BUDGET, "--eval-time", "30s", "--eval-every", "250",
+          "--eval-batches", "10", "--samples", "64", "--no-progress"]
+ROWS: dict[str, list[str]] = {  # row: model and its options beside COMMON
+    "made": ["made", "--represent", "binary"],
+    "gated-pixelcnn": ["gated-pixelcnn", "--batch-size", "32"],
+    "pixelcnn++": ["pixelcnn++", "--batch-size", "32"],
+    "transformer": ["transformer", "--batch-size", "32"],
+    "realnvp": ["realnvp", "--batch-size", "32"],
+    "glow": ["glow", "--batch-size", "32"],
+    "flow++": ["flow++", "--batch-size", "32"],
+    "vae": ["vae", "--arch", "conv", "--batch-size", "64"],
+    "iwae": ["iwae", "--arch", "conv", "--batch-size", "64"],
+    "vqvae": ["vqvae", "--batch-size", "64"],
+    "vqvae+prior": ["gated-pixelcnn", "--batch-size", "64"],  # over the codes of the vqvae run
+    "pixelvae": ["pixelvae", "--batch-size", "32", "--eval-samples", "10"],
+    "dcgan": ["gan", "--preset", "dcgan", "--lr", "2e-4"],
+    "wgan-gp": ["gan", "--preset", "wgan-gp", "--lr", "1e-4"],
+    "ebm": ["ebm", "--lr", "1e-4"],
+    "ddpm": ["ddpm", "--batch-size", "64"],
+    "flow-matching": ["flow-matching", "--batch-size", "64", "--no-test"],  # bits/dim: its eval job
+}
+QUALITY_N = 300
+SAMPLING = {"ddpm": ["--sampler", "ddim", "--steps", "50"]}
+COMPRESS_N, OOD_N = 200, 500
+
+
+def run_dir(row: str, seed: int) -> Path:
+    return RUNS / f"{row}-s{seed}"
+
+
+def train_command(row: str, seed: int, smoke: bool = False) -> list[str]:
+    model, *options = ROWS[row]
+    data = ["--data", f"vq-codes:{run_dir('vqvae', seed)}"] if row == "vqvae+prior" else []
+    budget = ["--steps", "3", "--eval-time", "5s"] if smoke else []
+    common = [c for c in COMMON if not (data and c == "fashion-mnist")]
+    if data:
+        common.remove("--data")
+    out = (Path("/tmp/families-smoke") if smoke else RUNS) / run_dir(row, seed).name
+    if smoke and data:
+        data = ["--data", f"vq-codes:{out.parent / f'vqvae-s{seed}'}"]
+    return ["unsup", "train", model, *common, *data, *options, *budget, "--seed", str(seed),
+            "--out", str(out)]
+
+
+@dataclass
+class Job:
+    name: str
+    argv: list[str]
+    after: tuple[str, ...] = ()
+    stdout: Path | None = None  # where the command's standard output goes (its --json)
+    record: Path | None = None  # where its exit status, error and times go (training jobs)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    error: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def run_jobs(jobs: list[Job]) -> None:
+    """Run ``jobs`` two at a time, each on its own core with one thread, a job only once the jobs it
+    comes ``after`` are done (a failed one counts as done; its dependants then fail on their own)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    by_name, lock, pending = {j.name: j for j in jobs}, threading.Lock(), list(jobs)
+
+    def take() -> Job | None:
+        while True:
+            with lock:
+                if not pending:
+                    return None
+                for job in pending:
+                    if all(by_name[a].done.is_set() for a in job.after if a in by_name):
+                        pending.remove(job)
+                        return job
+            time.sleep(1)
+
+    def worker(core: int) -> None:
+        while (job := take()) is not None:
+            start, before = time.perf_counter(), os.times()
+            argv = [sys.executable, "-m", "unsup.cli", *job.argv[1:]]
+            proc = subprocess.run(["taskset", "-c", str(core), *argv], cwd=ROOT, env=env,
+                                  capture_output=True, text=True)
+            after = os.times()
+            job.seconds = time.perf_counter() - start
+            job.cpu_seconds = (after.children_user + after.children_system
+                               - before.children_user - before.children_system)
+            if proc.returncode:
+                job.error = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+                print(f"[core {core}] FAILED {job.name}: {job.error}", flush=True)
+            else:
+                if job.stdout is not None:
+                    job.stdout.write_text(proc.stdout)
+                print(f"[core {core}] {job.name}: {job.seconds:.0f} s", flush=True)
+            if job.record is not None and job.record.parent.is_dir():
+                job.record.write_text(json.dumps({
+                    "command": " ".join(job.argv), "core": core, "returncode": proc.returncode,
+                    "error": job.error, "seconds": job.seconds, "cpu_seconds": job.cpu_seconds}, indent=1))
+            job.done.set()
+
+    threads = [threading.Thread(target=worker, args=(core,)) for core in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def capabilities(run: Path) -> dict:
+    """What the run's model can be asked: an encoder to probe, a codec, a likelihood, samples."""
+    from unsup.models import Model
+    from unsup.train import load_run
+
+    model, meta = load_run(ROOT / run)
+    return {"model": meta["model"], "encodes": model.encodes, "samples": model.samples,
+            "likelihood": callable(getattr(model, "log_prob", None)),
+            "exact": getattr(model, "exact_likelihood", None),
+            "codec": bool(getattr(model, "codes", False) or getattr(model, "bits_back", False)),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "is_model": isinstance(model, Model)}
+
+
+def evaluation_jobs(row: str, seed: int, caps: dict) -> list[Job]:
+    run = run_dir(row, seed)
+    jobs = []
+    if caps["samples"]:
+        jobs.append(Job(f"quality {run.name}", ["unsup", "eval", *_eval_argv(row, run), "--json"]))
+    if seed != 0:
+        return jobs
+    if caps["encodes"]:
+        jobs.append(Job(f"probe {run.name}", ["unsup", "probe", str(run), "--probes", "linear", "--labels",
+                                              "10%", "--no-baselines", "--no-tsne", "--json"]))
+    if caps["codec"]:
+        jobs.append(Job(f"compress {run.name}", ["unsup", "compress", str(run), "--examples",
+                                                 str(COMPRESS_N), "-o", str(run / "test.unsupz"), "--json"],
+                        stdout=ROOT / run / "compress.json"))
+    if caps["likelihood"]:
+        jobs.append(Job(f"ood {run.name}", ["unsup", "ood", str(run), "--outliers", "digits", "--examples",
+                                            str(OOD_N), "--codec", "none", "--json"]))
+    return jobs
+
+
+def read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def diverged(run: Path) -> dict:
+    """Whether a run ended with a non-finite training loss or rolled back after one."""
+    import csv
+
+    losses, rows = [], list(csv.DictReader((ROOT / run / "metrics.csv").open()))
+    losses = [float(r["value"]) for r in rows if r["split"] == "train" and r["metric"] == "loss"]
+    job = read(ROOT / run / "job.json") or {}
+    stopped = "diverged" in job.get("error", "") or "NaN" in job.get("error", "")
+    finite = bool(losses) and math.isfinite(losses[-1])
+    return {"diverged": stopped or not finite, "last_loss": losses[-1] if losses else None,
+            "returncode": job.get("returncode"), "error": job.get("error", "")}
+
+
+def collect(row: str, seed: int) -> dict:
+    run = run_dir(row, seed)
+    train, test = read(ROOT / run / "train.json") or {}, read(ROOT / run / "test.json")
+    out = {"run": str(run), "train_command": " ".join(["OMP_NUM_THREADS=1 taskset -c CORE",
+                                                         *train_command(row, seed)]),
+           "steps": train.get("steps"), "train_seconds": train.get("train_seconds"),
+           "stability": diverged(run), "test": test, "train_job": read(ROOT / run / "job.json")}
+    evaluated = read(ROOT / run / "eval.json")
+    if evaluated and "sample_quality" in evaluated:
+        q = evaluated["sample_quality"]
+        out["sample_quality"] = {"command": " ".join(["unsup", "eval", *map(str, _eval_argv(row, run))]),
+                                 **q, "cpu_seconds_per_sample": q["sampling_cpu_seconds"] / q["n"]}
+    for name, what in (("probe.json", "probe"), ("compress.json", "compress"), ("ood.json", "ood")):
+        doc = read(ROOT / run / name)
+        if doc is not None:
+            out[what] = doc
+    return out
+
+
+def _eval_argv(row: str, run: Path) -> list[str]:
+    return [str(run), "--sample-quality", str(QUALITY_N), "--examples", "64", *SAMPLING.get(row, [])]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--evaluate", action="store_true", help="only evaluate the runs already trained")
+    ap.add_argument("--table", action="store_true", help="print the table of the JSON")
+    ap.add_argument("--smoke", action="store_true", help="3 training steps per row into /tmp, no JSON")
+    ap.add_argument("--rows", nargs="*", default=list(ROWS), help="a subset of the rows")
+    args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(RESULT.read_text())))
+        return
+    rows = args.rows
+    doc = provenance("benchmarks/families.py", sys.argv[1:])
+    doc["threads"] = {"train": 1, "eval": 1}
+    doc.update(budget_minutes=2, seeds=list(SEEDS), headline=list(HEADLINE), quality_n=QUALITY_N,
+               compress_n=COMPRESS_N, ood_n=OOD_N)
+    if args.smoke:
+        jobs = [Job(f"train {r}-s0", train_command(r, 0, smoke=True),
+                    after=("train vqvae-s0",) if r == "vqvae+prior" else ()) for r in rows]
+        run_jobs(jobs)
+        sys.exit(1 if any(j.error for j in jobs) else 0)
+    if not args.evaluate:
+        # seed by seed, each prior after its VQ-VAE
+        run_jobs([Job(f"train {r}-s{s}", train_command(r, s), record=ROOT / run_dir(r, s) / "job.json",
+                      after=(f"train vqvae-s{s}",) if r == "vqvae+prior" else ())
+                  for s in SEEDS for r in rows])
+    evaluations = []
+    for r in rows:
+        for s in ((0, 1) if r in HEADLINE else (0,)):
+            if (ROOT / run_dir(r, s) / "best.safetensors").exists():
+                evaluations += evaluation_jobs(r, s, capabilities(run_dir(r, s)))
+    run_jobs(evaluations)
+    failed = {j.name: j.error for j in evaluations if j.error}
+    old = read(RESULT) or {}
+    results = dict(old.get("rows", {}))
+    for r in rows:
+        caps = capabilities(run_dir(r, 0)) if (ROOT / run_dir(r, 0) / "best.safetensors").exists() else {}
+        results[r] = {"capabilities": caps, "seeds": {
+            str(s): collect(r, s) for s in SEEDS
+            if (ROOT / run_dir(r, s) / "train.json").exists()}}
+    doc.update(rows={r: results[r] for r in ROWS if r in results}, failed=failed)
+    RESULT.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {RESULT}")
+    print(table(doc))
+
+
+def table(doc: dict) -> str:
+    """The markdown table of ``doc``: one row per family, seed 0 (seed 1 beside it for the headline
+    rows), the stability over all seeds."""
+    head = ("| family | test bits/dim (kind) | KID ×10³ (floor) | FD (floor) | CPU s / sample | "
+            "linear probe 10 % | coded bits/dim | OOD AUROC vs digits | diverged | params | steps |")
+    lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
+    for row, entry in doc["rows"].items():
+        seeds = entry["seeds"]
+        s0 = seeds.get("0", {})
+        caps = entry.get("capabilities", {})
+
+        def both(get, seeds=seeds) -> str:  # seed 0, and seed 1 where it was measured
+            values = [get(seeds[s]) for s in ("0", "1") if s in seeds and get(seeds[s]) is not None]
+            return " / ".join(values) if values else "—"
+
+        def bpd(e: dict) -> str | None:
+            t = e.get("test")
+            if not t or t.get("bpd") is None:
+                return None
+            kind = "exact" if t.get("exact") else t.get("kind", "bound")
+            se = (t.get("partial") or {}).get("nll_se")
+            dims = t["nll_nats"] / t["nats_per_dim"] if t.get("nats_per_dim") else None
+            err = f" ± {se / dims / math.log(2):.3f}" if se is not None and dims else ""
+            return f"{t['bpd']:.3f}{err} ({kind})"
+
+        def kid(e: dict) -> str | None:
+            q = e.get("sample_quality")
+            if not q:
+                return None
+            s, f = q["samples"], q["floor"]
+            return f"{1e3 * s['kid']:.1f} ± {1e3 * s['kid_sd']:.1f} ({1e3 * f['kid']:.1f})"
+
+        def fd(e: dict) -> str | None:
+            q = e.get("sample_quality")
+            return f"{q['samples']['fd']:.1f} ({q['floor']['fd']:.1f})" if q else None
+
+        def speed(e: dict) -> str | None:
+            q = e.get("sample_quality")
+            return f"{q['cpu_seconds_per_sample']:.3g}" if q else None
+
+        probe = s0.get("probe")
+        probe_s = "—"
+        if probe:
+            acc = _find(probe, "linear")
+            probe_s = f"{100 * acc:.1f} %" if acc is not None else "—"
+        comp = s0.get("compress")
+        comp_s = f"{comp['bits_per_dim']:.3f}" if comp else "—"
+        ood = s0.get("ood")
+        ood_s = "—"
+        if ood:
+            auroc = _auroc(ood)
+            ood_s = f"{auroc:.3f}" if auroc is not None else "—"
+        div = sum(bool(e.get("stability", {}).get("diverged")) for e in seeds.values())
+        lines.append(f"| {row} | {both(bpd)} | {both(kid)} | {both(fd)} | {both(speed)} | {probe_s} | "
+                     f"{comp_s} | {ood_s} | {div} of {len(seeds)} | "
+                     f"{caps.get('parameters', 0) / 1e6:.2f} M | {both(lambda e: str(e.get('steps')))} |")
+    return "\n".join(lines)
+
+
+def _find(probe: dict, name: str) -> float | None:
+    """The test accuracy of the probe ``name`` in an ``unsup probe`` JSON."""
+    for key, value in probe.items():
+        if key == name and isinstance(value, dict) and "test_accuracy" in value:
+            return value["test_accuracy"]
+        if isinstance(value, dict):
+            found = _find(value, name)
+            if found is not None:
+                return found
+    return None
+
+
+def _auroc(ood: dict) -> float | None:
+    """The likelihood score's AUROC against the digits in an ``unsup ood`` JSON."""
+    def walk(obj, path=()):
+        if isinstance(obj, dict):
+            if "auroc" in obj and "digits" in " ".join(path) and "likelihood" in " ".join(path) \
+                    and "ratio" not in " ".join(path):
+                return obj["auroc"]
+            for k, v in obj.items():
+                found = walk(v, (*path, str(k)))
+                if found is not None:
+                    return found
+        return None
+    return walk(ood)
+
+
+if __name__ == "__main__":
+    main()
