@@ -3,7 +3,9 @@
 # environment (make and activate a venv first if you want one):
 #   - Debian packages: dataset-fashion-mnist (the official Fashion-MNIST files) and espeak-ng
 #     (speech synthesis for the `speech` dataset), p7zip-full (PPMd, the text-compression
-#     baseline of benchmarks/text_compression.py); skipped with a notice when apt-get is absent;
+#     baseline of benchmarks/text_compression.py), chromium and chromium-driver (the headless
+#     browser tests/report/test_browser.py opens `unsup report` pages in, through selenium);
+#     skipped with a notice when apt-get is absent;
 #   - PyTorch: the CPU build 2.13.0 unless torch is already installed (GPU users: install the
 #     CUDA build of torch first, https://pytorch.org, and this script keeps it);
 #   - unsup itself, editable, with the test tools.
@@ -14,8 +16,8 @@ PY=${PYTHON:-python3}
 if command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  if ! $SUDO apt-get install -y -qq dataset-fashion-mnist espeak-ng p7zip-full >/dev/null; then
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist espeak-ng p7zip-full >/dev/null
+  if ! $SUDO apt-get install -y -qq dataset-fashion-mnist espeak-ng p7zip-full chromium chromium-driver >/dev/null; then
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq dataset-fashion-mnist espeak-ng p7zip-full chromium chromium-driver >/dev/null
   fi
 else
   echo "install.sh: no apt-get; install espeak-ng yourself and get Fashion-MNIST with --download" >&2

@@ -201,10 +201,12 @@ def diverged(run: Path) -> dict:
     """Whether a run ended with a non-finite training loss or rolled back after one."""
     import csv
 
-    losses, rows = [], list(csv.DictReader((ROOT / run / "metrics.csv").open()))
+    path = ROOT / run / "metrics.csv"
+    rows = list(csv.DictReader(path.open())) if path.exists() else []
     losses = [float(r["value"]) for r in rows if r["split"] == "train" and r["metric"] == "loss"]
     job = read(ROOT / run / "job.json") or {}
-    stopped = "diverged" in job.get("error", "") or "NaN" in job.get("error", "")
+    error = job.get("error", "")  # unsup's TrainingDiverged: "... loss is nan at step ...", "... not saved"
+    stopped = bool(job.get("returncode")) and any(w in error for w in ("nan", "inf", "not saved", "finite"))
     finite = bool(losses) and math.isfinite(losses[-1])
     return {"diverged": stopped or not finite, "last_loss": losses[-1] if losses else None,
             "returncode": job.get("returncode"), "error": job.get("error", "")}
@@ -218,6 +220,8 @@ def collect(row: str, seed: int) -> dict:
            "steps": train.get("steps"), "train_seconds": train.get("train_seconds"),
            "stability": diverged(run), "test": test, "train_job": read(ROOT / run / "job.json")}
     evaluated = read(ROOT / run / "eval.json")
+    if evaluated:  # its likelihood figures, on the first 64 test examples
+        out["eval"] = {k: v for k, v in evaluated.items() if k != "sample_quality"}
     if evaluated and "sample_quality" in evaluated:
         q = evaluated["sample_quality"]
         out["sample_quality"] = {"command": " ".join(["unsup", "eval", *map(str, _eval_argv(row, run))]),
@@ -237,6 +241,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--evaluate", action="store_true", help="only evaluate the runs already trained")
     ap.add_argument("--table", action="store_true", help="print the table of the JSON")
+    ap.add_argument("--collect", action="store_true", help="only read the runs' files into the JSON "
+                    "(keeps the commit the runs were trained and evaluated at)")
     ap.add_argument("--smoke", action="store_true", help="3 training steps per row into /tmp, no JSON")
     ap.add_argument("--rows", nargs="*", default=list(ROWS), help="a subset of the rows")
     args = ap.parse_args()
@@ -253,25 +259,30 @@ def main() -> None:
                     after=("train vqvae-s0",) if r == "vqvae+prior" else ()) for r in rows]
         run_jobs(jobs)
         sys.exit(1 if any(j.error for j in jobs) else 0)
-    if not args.evaluate:
+    if not (args.evaluate or args.collect):
         # seed by seed, each prior after its VQ-VAE
         run_jobs([Job(f"train {r}-s{s}", train_command(r, s), record=ROOT / run_dir(r, s) / "job.json",
                       after=(f"train vqvae-s{s}",) if r == "vqvae+prior" else ())
                   for s in SEEDS for r in rows])
     evaluations = []
-    for r in rows:
+    for r in ([] if args.collect else rows):
         for s in ((0, 1) if r in HEADLINE else (0,)):
             if (ROOT / run_dir(r, s) / "best.safetensors").exists():
                 evaluations += evaluation_jobs(r, s, capabilities(run_dir(r, s)))
-    run_jobs(evaluations)
-    failed = {j.name: j.error for j in evaluations if j.error}
     old = read(RESULT) or {}
+    if args.collect:
+        doc["runs_git_commit"] = old.get("runs_git_commit", old.get("git_commit"))
+        failed = old.get("failed", {})
+    else:
+        run_jobs(evaluations)
+        failed = {j.name: j.error for j in evaluations if j.error}
+        doc["runs_git_commit"] = doc["git_commit"]
     results = dict(old.get("rows", {}))
     for r in rows:
         caps = capabilities(run_dir(r, 0)) if (ROOT / run_dir(r, 0) / "best.safetensors").exists() else {}
         results[r] = {"capabilities": caps, "seeds": {
             str(s): collect(r, s) for s in SEEDS
-            if (ROOT / run_dir(r, s) / "train.json").exists()}}
+            if (ROOT / run_dir(r, s) / "job.json").exists()}}
     doc.update(rows={r: results[r] for r in ROWS if r in results}, failed=failed)
     RESULT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {RESULT}")
@@ -294,14 +305,16 @@ def table(doc: dict) -> str:
             return " / ".join(values) if values else "—"
 
         def bpd(e: dict) -> str | None:
-            t = e.get("test")
+            t = e.get("test") if (e.get("test") or {}).get("bpd") is not None else e.get("eval")
             if not t or t.get("bpd") is None:
                 return None
-            kind = "exact" if t.get("exact") else t.get("kind", "bound")
-            se = (t.get("partial") or {}).get("nll_se")
-            dims = t["nll_nats"] / t["nats_per_dim"] if t.get("nats_per_dim") else None
-            err = f" ± {se / dims / math.log(2):.3f}" if se is not None and dims else ""
-            return f"{t['bpd']:.3f}{err} ({kind})"
+            if "image_bpd_bound" in t:  # a prior over codes: the images' bound, not the codes' bits
+                return f"{t['image_bpd_bound']:.3f} (bound)"
+            se = t.get("bpd_se")
+            if se is None and (t.get("partial") or {}).get("nll_se") is not None:
+                se = t["partial"]["nll_se"] / (t["nll_nats"] / t["nats_per_dim"]) / math.log(2)
+            err = f" ± {se:.3f}" if se is not None else ""
+            return f"{t['bpd']:.3f}{err} ({t.get('likelihood') or ('exact' if t.get('exact') else 'bound')})"
 
         def kid(e: dict) -> str | None:
             q = e.get("sample_quality")

@@ -69,6 +69,15 @@ def test_list_names_models_and_datasets(capsys):
         assert name in out
 
 
+def test_python_dash_m_unsup_is_the_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "unsup", "list"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "pixelcnn" in done.stdout and "fashion-mnist" in done.stdout
+
+
 def test_help_teaches_with_examples(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "pixelcnn", "--help"])

@@ -79,8 +79,12 @@ def test_eval_scores_samples_beside_the_floor(made_run, capsys):
         assert q[part]["kid_sd"] > 0  # subsets smaller than the sets: a real spread
     assert 0 <= q["floor"]["fd"] < q["samples"]["fd"]  # a 300-step MADE is worse than real data
     assert q["floor"]["recall"] > q["samples"]["recall"] - 0.5
+    assert 0 < q["sampling_cpu_seconds"] and 0 < q["sampling_seconds"] and q["batch_size"] == 64
+    kept = json.loads((made_run / "eval.json").read_text())  # the latest evaluation, beside the run
+    assert kept["sample_quality"] == q and kept["options"]["sample_quality"] == 300
     code, text, _ = run(capsys, "eval", str(made_run), "--sample-quality", "100")
     assert code == 0 and "floor (train vs test)" in text
+    assert json.loads((made_run / "eval.json").read_text())["sample_quality"]["n"] == 100
 
 
 def test_sample_quality_needs_a_sampler_and_enough_examples(made_run, capsys, tmp_path):

@@ -1,5 +1,5 @@
 """The ``unsup`` command line: ``train``, ``eval``, ``sample``, ``probe``, ``words``, ``list``,
-``compress``, ``decompress``.
+``compress``, ``decompress``, ``ood``, ``report``.
 
 One module per command, each a thin layer over the library: it declares its parser
 (``add_parser``) and runs (``cmd_*``). Data come from :class:`unsup.data.DataArgs`, models from
@@ -15,7 +15,7 @@ import argparse
 import sys
 
 from unsup import data
-from unsup.cli import codec, evaluate, listing, ood, probe, sample, train, words
+from unsup.cli import codec, evaluate, html_report, listing, ood, probe, sample, train, words
 from unsup.cli.options import HelpFormatter
 from unsup.errors import Interrupted, UnsupError
 from unsup.memory import keep_freed_memory
@@ -31,6 +31,7 @@ Start with:
   unsup probe runs/vae --labels 10%    (models with an encoder: linear/kNN/MLP probes of the features)
   unsup compress runs/digits --split test -o test.unsupz    (lossless coding, autoregressive models)
   unsup ood runs/fashion --outliers mnist digits noise    (outlier detection with a likelihood model)
+  unsup report runs/digits runs/vae -o report.html    (one HTML page: curves, figures, samples, compared)
 """
 
 COMMANDS = {"train": (train.add_parser, train.cmd_train), "eval": (evaluate.add_parser, evaluate.cmd_eval),
@@ -38,7 +39,8 @@ COMMANDS = {"train": (train.add_parser, train.cmd_train), "eval": (evaluate.add_
             "words": (words.add_parser, words.cmd_words), "list": (listing.add_parser, listing.cmd_list),
             "compress": (codec.add_parser, codec.cmd_compress),
             "decompress": (codec.add_parser_decompress, codec.cmd_decompress),
-            "ood": (ood.add_parser, ood.cmd_ood)}
+            "ood": (ood.add_parser, ood.cmd_ood),
+            "report": (html_report.add_parser, html_report.cmd_report)}
 
 
 def build_parser(model: str | None = None) -> argparse.ArgumentParser:

@@ -37,6 +37,39 @@ from unsup.errors import CheckpointError
 from unsup.version import __version__
 
 _META_KEY = "unsup"
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a state written by :func:`save_state` stores beside its tensors (step, configs,
+    ``meta``), read from the safetensors header alone: no tensor is read or checked (the checksum
+    covers them; :func:`load_state` verifies it), and each appears as ``None``.
+
+    Raises:
+        CheckpointError: the file has no safetensors header or is not an unsup checkpoint.
+    """
+    from safetensors import safe_open
+
+    bad = f"{path} is not a readable unsup checkpoint"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{bad}: safetensors cannot parse its header ({e})") from None
+    if _META_KEY not in meta:
+        raise CheckpointError(f"{path} is a safetensors file but not an unsup checkpoint (its "
+                              f"metadata has no {_META_KEY!r} entry)")
+    try:
+        structure = json.loads(meta[_META_KEY])
+    except ValueError as e:
+        raise CheckpointError(f"{bad}: its {_META_KEY!r} metadata is not valid JSON ({e})") from None
+    return _join(structure, _NoTensors())
+
+
+class _NoTensors(dict):
+    """The tensors of :func:`read_metadata`: none read, every reference ``None``."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
 _DIGEST_KEY = "unsup.sha256"
 _TENSOR_MARK = "__tensor__"
 _MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
