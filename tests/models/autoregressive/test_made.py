@@ -202,6 +202,27 @@ def test_presets_and_defaults():
     assert torch.isfinite(unsup.create("made", train).loss(train.batch(torch.arange(4)))["loss"])
 
 
+def test_fvsbn_preset_is_a_logistic_regression_per_pixel_on_the_pixels_before_it():
+    spec = DataSpec((1, 3, 3), 2, None, "image")
+    fvsbn = unsup.create("made", spec, **vars(config_for("made", "fvsbn")))
+    assert len(fvsbn.layers) == 1 and fvsbn.num_logits == 1
+    torch.manual_seed(0)
+    with torch.no_grad():
+        fvsbn.layers[0].weight.normal_()
+        fvsbn.layers[0].bias.normal_()
+    layer = fvsbn.layers[0]
+    w = layer.weight * layer.mask  # (D, D): what the masked layer uses
+    assert torch.equal(layer.mask, torch.ones(9, 9).tril(-1))  # x_d sees exactly x_1 .. x_{d-1}
+    x = torch.randint(0, 2, (32, 1, 3, 3))
+    flat = x.reshape(32, 9).float()
+    expected = torch.zeros(32)
+    for d in range(9):  # the logistic regression of pixel d, written out
+        p1 = torch.sigmoid(layer.bias[d] + (2 * flat[:, :d] - 1) @ w[d, :d])
+        expected += torch.where(flat[:, d] == 1, p1, 1 - p1).log()
+    assert torch.allclose(fvsbn.log_prob(x), expected, atol=1e-5)
+    assert sum(int(m.sum()) for m in fvsbn.masks(0)) == 9 * 8 // 2
+
+
 def test_errors():
     with pytest.raises(ConfigError, match="continuous"):
         unsup.create("made", DataSpec((4,), None, None, "vector"))

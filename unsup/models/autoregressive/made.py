@@ -22,6 +22,14 @@ two-way logits ``(0, l_d)``: ``p(x_d = 1 | .) = sigmoid(l_d)``
 of the one-hot label, unmasked, to the first hidden layer and to the output logits (without the
 latter the first dimension in the ordering could not depend on the label).
 
+With no hidden layer (``hidden = []``; preset ``fvsbn``) the one masked layer connects every input
+of an earlier dimension straight to the logits: on binary data this is the fully visible sigmoid
+belief net [3], one logistic regression per dimension on the dimensions before it,
+
+    p(x_d = 1 | x_<d) = sigmoid(b_d + sum_{d' < d} W_{d d'} (2 x_{d'} - 1)),
+
+``D (D - 1) / 2`` weights in use (the inputs' scaling ``2x - 1`` only moves the biases).
+
 Order- and connectivity-agnostic training [1, Sec. 4]: with ``num_masks = M > 1`` the model
 holds ``M`` orderings (``ordering = "random"``; all natural otherwise) and hidden degree
 assignments, drawn from generators seeded with ``mask_seed + k`` and stored as buffers so a
@@ -42,6 +50,8 @@ References:
         Estimation. ICML 2015.
     [2] Uria, Murray, Larochelle. A Deep and Tractable Density Estimator (order-agnostic
         training of NADE). ICML 2014.
+    [3] Frey. Graphical Models for Machine Learning and Digital Communication. MIT Press 1998
+        (the fully visible sigmoid belief network).
 """
 
 from __future__ import annotations
@@ -102,12 +112,15 @@ class MADEConfig:
 
 @register(
     "made",
-    "MADE: masked MLP autoregressive model over any discrete data (orderings, mask ensembles)",
+    "MADE: masked MLP autoregressive model over any discrete data (orderings, mask ensembles; "
+    "no hidden layer: the fully visible sigmoid belief net, preset fvsbn)",
     presets={
         # CS294-158 HW1: two hidden layers of 512 units, natural ordering, one mask.
         "course": {"hidden": [512, 512], "ordering": "natural", "num_masks": 1},
         # Germain et al. 2015, binarised MNIST: 2 x 8000 hidden units, 32 order/connectivity masks.
         "paper": {"hidden": [8000, 8000], "ordering": "random", "num_masks": 32},
+        # The fully visible sigmoid belief net (Frey 1998): no hidden layer, raster order.
+        "fvsbn": {"hidden": [], "ordering": "natural", "num_masks": 1},
     },
 )
 class MADE(LikelihoodModel):
