@@ -4,6 +4,7 @@ best marked, embeds valid PNGs only, tolerates missing files, refuses what is no
 import base64
 import io
 import json
+import math
 import re
 import shutil
 from html.parser import HTMLParser
@@ -15,7 +16,7 @@ from conftest import COMPRESS, eval_json, train, write
 from PIL import Image
 
 from unsup.errors import ConfigError
-from unsup.report import collect_run, render
+from unsup.report import Run, collect_run, render
 from unsup.report.metrics import best_runs, likelihood_kind, run_figures
 from unsup.train.checkpoint import load_state
 
@@ -96,10 +97,10 @@ def test_every_image_is_a_valid_png_data_uri(two_runs, tmp_path, capsys):
 def test_comparison_has_a_row_per_run_and_marks_the_best_in_each_direction(two_runs, tmp_path, capsys):
     html = report(capsys, tmp_path, *two_runs)
     page, cols = Page(html), headers(html)
-    assert [r[0] for r in page.rows] == [str(p) for p in two_runs]
-    best = {cols[i] for name, i in page.best_cells if name == str(two_runs[0])}
+    assert [r[0] for r in page.rows] == [p.name for p in two_runs]
+    best = {cols[i] for name, i in page.best_cells if name == two_runs[0].name}
     assert {"bits/dim", "NLL (nats)", "AUROC likelihood vs noise"} <= best  # lower bits/dim, higher AUROC
-    best_b = {cols[i] for name, i in page.best_cells if name == str(two_runs[1])}
+    best_b = {cols[i] for name, i in page.best_cells if name == two_runs[1].name}
     assert {"KID", "precision", "s / sample"} <= best_b  # lower KID and time, higher precision
     # no direction (steps), or the same value in every run (recall, coded bits/dim): nothing is best
     assert not ({"steps", "recall", "coded bits/dim"} & (best | best_b))
@@ -114,8 +115,8 @@ def test_the_best_is_marked_among_runs_of_the_same_data_only(two_runs, tmp_path,
     page, cols = Page(html), headers(html)
     assert "different data: the best is marked among the runs of the same data only" in html
     best = {(name, cols[i]) for name, i in page.best_cells}
-    assert (str(two_runs[0]), "bits/dim") in best and (str(two_runs[1]), "KID") in best
-    assert not {c for name, c in best if name == str(binary)}  # alone with its data: best of nothing
+    assert (two_runs[0].name, "bits/dim") in best and (two_runs[1].name, "KID") in best
+    assert not {c for name, c in best if name == binary.name}  # alone with its data: best of nothing
     assert [r[2] for r in page.rows] == ["digits", "digits", "digits · binary"]
 
 
@@ -140,6 +141,28 @@ def test_the_latest_test_evaluation_wins_over_the_end_of_training_one():
     ev = {**test, "bpd": 2.5}
     assert run_figures({"test": test, "eval": ev})["bpd"].value == 2.5
     assert run_figures({"test": test, "eval": {**ev, "split": "val"}})["bpd"].value == 3.0
+
+
+def test_a_partial_evaluation_shows_the_subset_error_and_names_the_monte_carlo_one():
+    partial = {"split": "test", "n": 192, "bpd": 3.4, "nll_nats": 1845.0, "nats_per_dim": 1845.0 / 784,
+               "exact": False, "likelihood": "bound", "nll_se": 0.06, "bpd_se": 0.0001,
+               "partial": {"n": 192, "of": 10000, "nll_se": 36.6}}
+    bpd = run_figures({"test": partial})["bpd"]
+    assert bpd.spread == "s.e. (subset)" and bpd.se == pytest.approx(36.6 / 784 / math.log(2))
+    assert "on 192 of 10000" in bpd.note and "Monte-Carlo s.e. of the estimate 0.06 nats" in bpd.note
+    whole = {k: v for k, v in partial.items() if k != "partial"}
+    assert run_figures({"test": whole})["bpd"].se == 0.0001  # the whole split: the estimate's own error
+
+
+def test_runs_are_named_as_short_as_tells_them_apart_and_many_get_a_short_title(tmp_path):
+    from unsup.report.collect import short_names
+    from unsup.report.html import default_title
+
+    assert short_names([tmp_path / "x" / "made", tmp_path / "y" / "vae"]) == ["made", "vae"]
+    assert short_names([tmp_path / "x" / "run", tmp_path / "y" / "run"]) == ["x/run", "y/run"]
+    runs = [Run(path=tmp_path / "all" / f"r{i}", name=f"r{i}") for i in range(5)]
+    assert default_title(runs) == f"unsup report: 5 runs in {(tmp_path / 'all').resolve()}"
+    assert default_title(runs[:2]) == "unsup report: r0, r1"
 
 
 def test_checkpoint_metadata_is_read_from_the_header_as_stored(base_run):

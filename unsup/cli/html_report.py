@@ -8,7 +8,7 @@ from typing import Any
 
 from unsup.cli.options import HelpFormatter
 from unsup.errors import ConfigError
-from unsup.report import collect_run, write_report
+from unsup.report import collect_run, short_names, write_report
 
 DESCRIPTION = """Write one HTML page about one or more run directories: for each run the model, its
 configuration and data, the training budget and time, training and validation curves, every
@@ -44,7 +44,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise ConfigError(f"--out {out} is a directory; give the HTML file to write, "
                           f"e.g. {out / 'report.html'}")
-    runs = [collect_run(path) for path in args.runs]
+    runs = [collect_run(path, name) for path, name in zip(args.runs, short_names(args.runs), strict=True)]
     write_report(runs, out, args.title)
     print(f"wrote {out} ({len(runs)} run{'s' if len(runs) != 1 else ''}); open it in a browser")
     return 0

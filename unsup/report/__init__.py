@@ -6,7 +6,7 @@ which way each is better live in :mod:`unsup.report.metrics`, and :func:`write_r
 the command over them.
 """
 
-from unsup.report.collect import Run, collect_run
+from unsup.report.collect import Run, collect_run, short_names
 from unsup.report.html import render, write_report
 
-__all__ = ["Run", "collect_run", "render", "write_report"]
+__all__ = ["Run", "collect_run", "render", "short_names", "write_report"]

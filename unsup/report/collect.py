@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,3 +112,15 @@ def read_curves(path: Path) -> dict[str, dict[str, tuple[list[float], list[float
             steps.append(step)
             values.append(value)
     return curves
+
+
+def short_names(paths: list[str | Path]) -> list[str]:
+    """Names for the runs at ``paths`` as short as tell them apart: the directories' own names
+    when they differ, else the paths below their common parent."""
+    paths = [Path(p) for p in paths]
+    names = [p.resolve().name for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    resolved = [p.resolve() for p in paths]
+    common = Path(os.path.commonpath(resolved))
+    return [str(p.relative_to(common)) if p != common else str(p) for p in resolved]

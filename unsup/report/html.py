@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ def render(runs: list[Run], title: str | None = None) -> str:
                              undefined=jinja2.StrictUndefined)
     figures = [run_figures(r.files) for r in runs]
     context = {
-        "title": title or ("unsup report: " + ", ".join(r.name for r in runs)),
+        "title": title or default_title(runs),
         "generated": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "version": __version__,
         "runs": [run_context(r, f, f"run-{i + 1}")
@@ -47,6 +48,14 @@ def render(runs: list[Run], title: str | None = None) -> str:
         "comparison": comparison(runs, figures) if len(runs) > 1 else None,
     }
     return env.get_template("report.html.j2").render(**context)
+
+
+def default_title(runs: list[Run]) -> str:
+    """The runs' names, or for more than three their number and the directory they share."""
+    if len(runs) <= 3:
+        return "unsup report: " + ", ".join(r.name for r in runs)
+    common = Path(os.path.commonpath([r.path.resolve() for r in runs]))
+    return f"unsup report: {len(runs)} runs in {common}"
 
 
 def write_report(runs: list[Run], out: str | Path, title: str | None = None) -> Path:

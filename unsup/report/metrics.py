@@ -125,10 +125,19 @@ def likelihood_figures(r: dict[str, Any]) -> dict[str, Figure]:
     note = likelihood_kind(r) + (f", {r['split']} split, {r['n']} examples" if "n" in r else "")
     if "importance_samples" in r and r["importance_samples"]:
         note += f", {r['importance_samples']} importance samples"
+    nll_se, bpd_se, spread = r.get("nll_se"), r.get("bpd_se"), "s.e."
     if "partial" in r:
         note += f", on {r['partial']['n']} of {r['partial']['of']}"
-    out = {"bpd": Figure(r["bpd"], r.get("bpd_se"), "s.e.", note=note),
-           "nll": Figure(r["nll_nats"], r.get("nll_se"), "s.e.", note=note)}
+        subset_se = r["partial"].get("nll_se")
+        if subset_se is not None and r.get("nats_per_dim"):
+            # a random subset's mean: its sampling error over examples is the error that matters
+            # (an importance-sampled estimate's Monte-Carlo error is far smaller; said in the note)
+            if nll_se is not None:
+                note += f"; Monte-Carlo s.e. of the estimate {nll_se:.3g} nats"
+            dims = r["nll_nats"] / r["nats_per_dim"]
+            nll_se, bpd_se, spread = subset_se, subset_se / dims / math.log(2), "s.e. (subset)"
+    out = {"bpd": Figure(r["bpd"], bpd_se, spread, note=note),
+           "nll": Figure(r["nll_nats"], nll_se, spread, note=note)}
     if "image_bpd_bound" in r:
         out["image_bpd"] = Figure(r["image_bpd_bound"], note="upper bound")
     return out
