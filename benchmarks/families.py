@@ -77,8 +77,10 @@ ROWS: dict[str, list[str]] = {  # row: model and its options beside COMMON
     "flow-matching": ["flow-matching", "--batch-size", "64", "--no-test"],  # bits/dim: its eval job
 }
 QUALITY_N = 300
+SLOW = ("pixelcnn++", "transformer", "pixelvae", "made")  # samplers of one network pass per pixel
 SAMPLING = {"ddpm": ["--sampler", "ddim", "--steps", "50"]}
 COMPRESS_N, OOD_N = 200, 500
+OOD_EXAMPLES = {"flow-matching": 100}  # its likelihood is a probability-flow ODE solve per image
 
 
 def run_dir(row: str, seed: int) -> Path:
@@ -183,13 +185,15 @@ def evaluation_jobs(row: str, seed: int, caps: dict) -> list[Job]:
     if caps["encodes"]:
         jobs.append(Job(f"probe {run.name}", ["unsup", "probe", str(run), "--probes", "linear", "--labels",
                                               "10%", "--no-baselines", "--no-tsne", "--json"]))
+    if row == "vqvae+prior":  # its likelihood and codec are of the code grids, not of the images
+        return jobs
     if caps["codec"]:
         jobs.append(Job(f"compress {run.name}", ["unsup", "compress", str(run), "--examples",
                                                  str(COMPRESS_N), "-o", str(run / "test.unsupz"), "--json"],
                         stdout=ROOT / run / "compress.json"))
     if caps["likelihood"]:
         jobs.append(Job(f"ood {run.name}", ["unsup", "ood", str(run), "--outliers", "digits", "--examples",
-                                            str(OOD_N), "--codec", "none", "--json"]))
+                                            str(OOD_EXAMPLES.get(row, OOD_N)), "--codec", "none", "--json"]))
     return jobs
 
 
@@ -260,6 +264,8 @@ def main() -> None:
         run_jobs(jobs)
         sys.exit(1 if any(j.error for j in jobs) else 0)
     if not (args.evaluate or args.collect):
+        (ROOT / RUNS).mkdir(parents=True, exist_ok=True)
+        (ROOT / RUNS / "TRAINED_AT").write_text(doc["git_commit"] + "\n")
         # seed by seed, each prior after its VQ-VAE
         run_jobs([Job(f"train {r}-s{s}", train_command(r, s), record=ROOT / run_dir(r, s) / "job.json",
                       after=(f"train vqvae-s{s}",) if r == "vqvae+prior" else ())
@@ -269,14 +275,19 @@ def main() -> None:
         for s in ((0, 1) if r in HEADLINE else (0,)):
             if (ROOT / run_dir(r, s) / "best.safetensors").exists():
                 evaluations += evaluation_jobs(r, s, capabilities(run_dir(r, s)))
+    # the longest first (naive autoregressive sampling of 300 images), so that the two cores end together
+    evaluations.sort(key=lambda j: not (j.name.startswith("quality") and any(
+        j.name.endswith(f" {slow}-s{s}") for slow in SLOW for s in SEEDS)))
     old = read(RESULT) or {}
-    if args.collect:
-        doc["runs_git_commit"] = old.get("runs_git_commit", old.get("git_commit"))
+    trained_at = ROOT / RUNS / "TRAINED_AT"  # the commit the runs were trained at
+    doc["trained_git_commit"] = trained_at.read_text().strip() if trained_at.exists() else None
+    if args.collect:  # the figures are those of the last evaluation
+        doc["evaluated_git_commit"] = old.get("evaluated_git_commit", old.get("git_commit"))
         failed = old.get("failed", {})
     else:
         run_jobs(evaluations)
         failed = {j.name: j.error for j in evaluations if j.error}
-        doc["runs_git_commit"] = doc["git_commit"]
+        doc["evaluated_git_commit"] = doc["git_commit"]
     results = dict(old.get("rows", {}))
     for r in rows:
         caps = capabilities(run_dir(r, 0)) if (ROOT / run_dir(r, 0) / "best.safetensors").exists() else {}
@@ -310,8 +321,8 @@ def table(doc: dict) -> str:
                 return None
             if "image_bpd_bound" in t:  # a prior over codes: the images' bound, not the codes' bits
                 return f"{t['image_bpd_bound']:.3f} (bound)"
-            se = t.get("bpd_se")
-            if se is None and (t.get("partial") or {}).get("nll_se") is not None:
+            se = None  # the standard error of the test subset's mean (none: the whole split)
+            if (t.get("partial") or {}).get("nll_se") is not None:
                 se = t["partial"]["nll_se"] / (t["nll_nats"] / t["nats_per_dim"]) / math.log(2)
             err = f" ± {se:.3f}" if se is not None else ""
             return f"{t['bpd']:.3f}{err} ({t.get('likelihood') or ('exact' if t.get('exact') else 'bound')})"
