@@ -118,8 +118,15 @@ def test_bad_options_are_config_errors(spec, options, message):
 
 
 def test_cpu_defaults_fit_fashion_mnist_and_cifar():
+    torch.manual_seed(0)
     for spec in (FASHION, DataSpec((3, 32, 32), 256, 10, "image")):
-        unsup.create("relative-patch", spec, width=4, depth=2)
+        model = unsup.create("relative-patch", spec, width=4, depth=2)
+        H, W = spec.shape[1:]
+        top, left, labels = model.positions(5000)  # every patch of many draws lies in the image
+        p = model.config.patch
+        assert top.min() >= 0 and left.min() >= 0
+        assert (top + p).max() <= H and (left + p).max() <= W
+        assert set(labels.tolist()) == set(range(8))
 
 
 @pytest.mark.parametrize("channel_drop", ["none", "noise", "projection"])
