@@ -362,30 +362,13 @@ def table(doc: dict) -> str:
 
 
 def _find(probe: dict, name: str) -> float | None:
-    """The test accuracy of the probe ``name`` in an ``unsup probe`` JSON."""
-    for key, value in probe.items():
-        if key == name and isinstance(value, dict) and "test_accuracy" in value:
-            return value["test_accuracy"]
-        if isinstance(value, dict):
-            found = _find(value, name)
-            if found is not None:
-                return found
-    return None
+    """The test accuracy of the probe ``name`` on the run's own features in an ``unsup probe`` JSON."""
+    return ((probe.get("features") or {}).get("run") or {}).get(name, {}).get("accuracy")
 
 
 def _auroc(ood: dict) -> float | None:
     """The likelihood score's AUROC against the digits in an ``unsup ood`` JSON."""
-    def walk(obj, path=()):
-        if isinstance(obj, dict):
-            if "auroc" in obj and "digits" in " ".join(path) and "likelihood" in " ".join(path) \
-                    and "ratio" not in " ".join(path):
-                return obj["auroc"]
-            for k, v in obj.items():
-                found = walk(v, (*path, str(k)))
-                if found is not None:
-                    return found
-        return None
-    return walk(ood)
+    return ((ood.get("metrics") or {}).get("likelihood") or {}).get("digits", {}).get("auroc")
 
 
 if __name__ == "__main__":
