@@ -42,6 +42,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -133,25 +134,30 @@ def run_jobs(jobs: list[Job]) -> None:
 
     def worker(core: int) -> None:
         while (job := take()) is not None:
-            start, before = time.perf_counter(), os.times()
+            start = time.perf_counter()
             argv = [sys.executable, "-m", "unsup.cli", *job.argv[1:]]
-            proc = subprocess.run(["taskset", "-c", str(core), *argv], cwd=ROOT, env=env,
-                                  capture_output=True, text=True)
-            after = os.times()
+            with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+                proc = subprocess.Popen(["taskset", "-c", str(core), *argv], cwd=ROOT, env=env,
+                                        stdout=out, stderr=err, text=True)
+                _, status, usage = os.wait4(proc.pid, 0)  # this job's own CPU time, not the other core's
+                returncode = os.waitstatus_to_exitcode(status)
+                out.seek(0)
+                err.seek(0)
+                stdout, stderr = out.read(), err.read()
             job.seconds = time.perf_counter() - start
-            job.cpu_seconds = (after.children_user + after.children_system
-                               - before.children_user - before.children_system)
-            if proc.returncode:
-                job.error = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
+            job.cpu_seconds = usage.ru_utime + usage.ru_stime
+            if returncode:
+                job.error = (stderr.strip().splitlines() or ["(no message)"])[-1]
                 print(f"[core {core}] FAILED {job.name}: {job.error}", flush=True)
             else:
                 if job.stdout is not None:
-                    job.stdout.write_text(proc.stdout)
+                    job.stdout.write_text(stdout)
                 print(f"[core {core}] {job.name}: {job.seconds:.0f} s", flush=True)
             if job.record is not None and job.record.parent.is_dir():
                 job.record.write_text(json.dumps({
-                    "command": " ".join(job.argv), "core": core, "returncode": proc.returncode,
-                    "error": job.error, "seconds": job.seconds, "cpu_seconds": job.cpu_seconds}, indent=1))
+                    "command": " ".join(job.argv), "core": core, "returncode": returncode,
+                    "error": job.error, "seconds": job.seconds, "cpu_seconds": job.cpu_seconds,
+                    "cpu_seconds_of": "this job (os.wait4)"}, indent=1))
             job.done.set()
 
     threads = [threading.Thread(target=worker, args=(core,)) for core in (0, 1)]
@@ -206,14 +212,25 @@ def diverged(run: Path) -> dict:
     import csv
 
     path = ROOT / run / "metrics.csv"
-    rows = list(csv.DictReader(path.open())) if path.exists() else []
-    losses = [float(r["value"]) for r in rows if r["split"] == "train" and r["metric"] == "loss"]
+    last = {}  # the last value of every training loss (a GAN logs a critic and a generator loss)
+    for r in (csv.DictReader(path.open()) if path.exists() else []):
+        if r["split"] == "train" and r["metric"] != "lr":
+            last[r["metric"]] = float(r["value"])
     job = read(ROOT / run / "job.json") or {}
     error = job.get("error", "")  # unsup's TrainingDiverged: "... loss is nan at step ...", "... not saved"
     stopped = bool(job.get("returncode")) and any(w in error for w in ("nan", "inf", "not saved", "finite"))
-    finite = bool(losses) and math.isfinite(losses[-1])
-    return {"diverged": stopped or not finite, "last_loss": losses[-1] if losses else None,
-            "returncode": job.get("returncode"), "error": job.get("error", "")}
+    finite = bool(last) and all(math.isfinite(v) for v in last.values())
+    return {"diverged": stopped or not finite, "last_train": last,
+            "returncode": job.get("returncode"), "error": error}
+
+
+def _job(run: Path) -> dict | None:
+    """The training job's record; its CPU seconds only when they are its own (records written
+    before os.wait4 was used summed whatever child of either core ended meanwhile)."""
+    job = read(ROOT / run / "job.json")
+    if job is not None and "cpu_seconds_of" not in job:
+        job.pop("cpu_seconds", None)
+    return job
 
 
 def collect(row: str, seed: int) -> dict:
@@ -222,7 +239,7 @@ def collect(row: str, seed: int) -> dict:
     out = {"run": str(run), "train_command": " ".join(["OMP_NUM_THREADS=1 taskset -c CORE",
                                                          *train_command(row, seed)]),
            "steps": train.get("steps"), "train_seconds": train.get("train_seconds"),
-           "stability": diverged(run), "test": test, "train_job": read(ROOT / run / "job.json")}
+           "stability": diverged(run), "test": test, "train_job": _job(run)}
     evaluated = read(ROOT / run / "eval.json")
     if evaluated:  # its likelihood figures, on the first 64 test examples
         out["eval"] = {k: v for k, v in evaluated.items() if k != "sample_quality"}
