@@ -69,6 +69,15 @@ def test_list_names_models_and_datasets(capsys):
         assert name in out
 
 
+def test_no_test_still_draws_the_samples(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", "made", "--data", "digits", "--represent", "binary", "--steps", "5",
+                       "--hidden", "16", "--samples", "8", "--no-test", "--no-progress", "--out", str(out))
+    assert code == 0, err
+    assert (out / "samples.png").exists() and not (out / "test.json").exists()
+    assert "test" not in json.loads((out / "train.json").read_text())["seconds"]
+
+
 def test_python_dash_m_unsup_is_the_command():
     import subprocess
     import sys

@@ -27,6 +27,7 @@ from unsup.models import MODELS, create
 from unsup.models import names as model_names
 from unsup.train import LAST, TrainConfig, Trainer, distributed, load_run, load_state, select_device
 from unsup.train.lock import run_lock
+from unsup.train.runs import original_view
 from unsup.train.trainer import seed_everything
 
 EPILOG = """examples:
@@ -69,7 +70,8 @@ def add_parser(sub: Any, model: str | None) -> None:
                    "split. So a --time T command ends in about 2T plus start-up")
     o.add_argument("--samples", type=int, default=64, help="samples to draw at the end (0: none)")
     o.add_argument("--no-test", action="store_true",
-                   help="skip the test-set evaluation at the end (`unsup eval DIR` does it later)")
+                   help="skip the test-set evaluation at the end (`unsup eval DIR` does it later; "
+                   "the samples are still drawn)")
     training = t.add_argument_group("training (the loop's options, unsup.train.TrainConfig)")
     add_dataclass_options(training, TrainConfig, "train")
     if model is not None:
@@ -179,9 +181,7 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, out: Path, main: bool, t_
     if main:
         print(f"trained {summary['steps']} steps ({summary['examples_per_second']:.0f} examples/s); "
               f"{model.checkpoint_selection(val).describe(summary['best_val'])}", file=sys.stderr)
-    result = None
-    if test is not None:
-        result = _test(args, out, meta, test, trainer.device, cfg, timing, main, eval_time, t_eval)
+    result = _test(args, out, meta, test, trainer.device, cfg, timing, main, eval_time, t_eval)
     timing["total"] = time.perf_counter() - t_start
     if main:
         (out / "train.json").write_text(json.dumps({**summary, "seconds": timing}, indent=2) + "\n")
@@ -195,18 +195,25 @@ def _train(args: argparse.Namespace, cfg: TrainConfig, out: Path, main: bool, t_
 
 def _test(args: argparse.Namespace, out: Path, meta: dict[str, Any], test, device, cfg: TrainConfig,
           timing: dict[str, float], main: bool, eval_time: float | None, t_eval: float) -> dict[str, Any]:
-    """The best weights on the test split (within what is left of ``--eval-time``), and pictures."""
+    """The best weights on the test split (within what is left of ``--eval-time``; none with
+    ``--no-test``), and pictures (samples and the rest, drawn with or without a test split)."""
     t0 = time.perf_counter()
     best, best_meta = load_run(out, "best", device=device)
-    limit = None if eval_time is None else max(EVAL_SHARE * eval_time - (t0 - t_eval), 0.0)
-    result = evaluate_report(best, test, {**meta, "step": best_meta.get("step")}, cfg.batch_size,
-                             desc="test" if cfg.progress else None, time_limit=limit)
-    original, bound = original_data_report(best, meta, "test", cfg.batch_size, device=device)
-    result.update(bound)  # a prior over VQ-VAE codes: the bound on the images, decoded samples
-    timing["test"] = time.perf_counter() - t0
+    result = None
+    if test is not None:
+        limit = None if eval_time is None else max(EVAL_SHARE * eval_time - (t0 - t_eval), 0.0)
+        result = evaluate_report(best, test, {**meta, "step": best_meta.get("step")}, cfg.batch_size,
+                                 desc="test" if cfg.progress else None, time_limit=limit)
+        original, bound = original_data_report(best, meta, "test", cfg.batch_size, device=device)
+        result.update(bound)  # a prior over VQ-VAE codes: the bound on the images, decoded samples
+        timing["test"] = time.perf_counter() - t0
+    else:  # no test figures; the samples of a prior over codes are still its decoded images
+        view = original_view(best, meta, device)
+        original = None if view is None else view[0]
     if not main:  # the evaluations above are collective; the report and pictures are rank 0's
         return result
-    (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
+    if result is not None:
+        (out / "test.json").write_text(json.dumps(result, indent=2) + "\n")
     t0 = time.perf_counter()
     pictured = best if original is None else original
     test_x = test.x if isinstance(test, TensorDataset) and original is None else None
