@@ -188,6 +188,10 @@ def evaluation_jobs(row: str, seed: int, caps: dict) -> list[Job]:
         jobs.append(Job(f"quality {run.name}", ["unsup", "eval", *_eval_argv(row, run), "--json"]))
     if seed != 0:
         return jobs
+    if "--no-test" in ROWS[row] and not (ROOT / run / "samples.png").exists():  # trained before
+        # `unsup train --no-test` drew samples: the grid of the report
+        jobs.append(Job(f"grid {run.name}", ["unsup", "sample", str(run), "--n", "64", "--out",
+                                             str(run / "samples.png")]))
     if caps["encodes"]:
         jobs.append(Job(f"probe {run.name}", ["unsup", "probe", str(run), "--probes", "linear", "--labels",
                                               "10%", "--no-baselines", "--no-tsne", "--json"]))
