@@ -45,22 +45,33 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         CheckpointError: the file has no safetensors header or is not an unsup checkpoint.
     """
+    try:
+        meta = _header(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable unsup checkpoint: safetensors cannot parse "
+                              f"its header ({e})") from None
+    return _join(_structure(path, meta), _NoTensors())
+
+
+def _header(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The safetensors metadata of the unsup checkpoint ``path`` (refused without unsup's entry)."""
     from safetensors import safe_open
 
-    bad = f"{path} is not a readable unsup checkpoint"
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{bad}: safetensors cannot parse its header ({e})") from None
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
     if _META_KEY not in meta:
         raise CheckpointError(f"{path} is a safetensors file but not an unsup checkpoint (its "
                               f"metadata has no {_META_KEY!r} entry)")
+    return meta
+
+
+def _structure(path: str | os.PathLike[str], meta: dict[str, str]) -> Any:
+    """The nested state of a checkpoint's header, tensors still references."""
     try:
-        structure = json.loads(meta[_META_KEY])
+        return json.loads(meta[_META_KEY])
     except ValueError as e:
-        raise CheckpointError(f"{bad}: its {_META_KEY!r} metadata is not valid JSON ({e})") from None
-    return _join(structure, _NoTensors())
+        raise CheckpointError(f"{path} is not a readable unsup checkpoint: its {_META_KEY!r} metadata "
+                              f"is not valid JSON ({e})") from None
 
 
 class _NoTensors(dict):
@@ -250,15 +261,9 @@ def load_state(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         if problem is not None:
             raise CheckpointError(f"{bad}: {problem}")
         tensors = load_file(str(path), device="cpu")
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+        meta = _header(path)
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{bad}: safetensors cannot parse it ({e})") from None
-    if _META_KEY not in meta:
-        raise CheckpointError(f"{path} is a safetensors file but not an unsup checkpoint (its "
-                              f"metadata has no {_META_KEY!r} entry)")
     if _DIGEST_KEY in meta:
         if _digest(meta, tensors) != meta[_DIGEST_KEY]:
             raise CheckpointError(
@@ -268,10 +273,7 @@ def load_state(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     else:
         warnings.warn(f"{path} carries no checksum (written by an unsup before checkpoints had "
                       f"one): loaded without verifying its integrity", stacklevel=2)
-    try:
-        structure = json.loads(meta[_META_KEY])
-    except ValueError as e:
-        raise CheckpointError(f"{bad}: its {_META_KEY!r} metadata is not valid JSON ({e})") from None
+    structure = _structure(path, meta)
     tensors = {k: v.to(device) for k, v in tensors.items()}
     return _join(structure, tensors)
 
