@@ -110,3 +110,20 @@ def test_a_conditional_gan_is_scored_with_the_share_of_samples_in_their_class(tm
     assert 0 <= samples["class_accuracy"] <= 1 and samples["kid"] > 0
     code, text, _ = run(capsys, "eval", str(out), "--sample-quality", "20")
     assert code == 0 and "in the class they were drawn for" in text
+
+
+def test_samples_that_are_not_data_are_refused_naming_how_many():
+    from types import SimpleNamespace
+
+    from unsup.errors import SamplingError
+
+    class Overflowing:  # a flow whose inverse sent one latent to NaN: floor(NaN).long() is -2**63
+        spec, num_classes = SimpleNamespace(levels=256), None
+
+        def sample(self, n):
+            x = torch.randint(256, (n, 1, 4, 4))
+            x[1, 0, 0, 0] = torch.iinfo(torch.int64).min
+            return x
+
+    with pytest.raises(SamplingError, match="1 of the 8 samples drawn from sample 0 on are not data"):
+        quality.draw_samples(Overflowing(), 8, batch_size=8, progress_bars=False)

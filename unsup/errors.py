@@ -37,3 +37,7 @@ class Interrupted(UnsupError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class SamplingError(UnsupError):
+    """A model drew samples that are not data (non-finite values or values outside its levels)."""

@@ -26,7 +26,7 @@ from unsup import metrics
 from unsup.data import DataArgs, TensorDataset
 from unsup.data.base import DataSpec
 from unsup.data.download import sha256sum
-from unsup.errors import ConfigError, DataError
+from unsup.errors import ConfigError, DataError, SamplingError
 from unsup.models import MODELS, config_for
 from unsup.progress import progress
 from unsup.train.checkpoint import load_state
@@ -113,8 +113,27 @@ def draw_samples(model: Any, n: int, batch_size: int = 64, seed: int = 0, progre
         else:
             drawn.append(model.sample(size, **(sampling or {})).cpu())
         bar.update(len(drawn[-1]))
+        _check_drawn(drawn[-1], model, start)
     bar.close()
     return torch.cat(drawn), (torch.cat(asked) if asked else None)
+
+
+def _check_drawn(samples: torch.Tensor, model: Any, start: int) -> None:
+    """Refuse samples outside the data's values (a sampler that overflowed: a flow's inverse can
+    turn a rare latent into inf or NaN, which become no level at all), naming how many."""
+    levels = model.spec.levels
+    if samples.is_floating_point():
+        bad = ~torch.isfinite(samples).flatten(1).all(1)
+    elif levels is not None:
+        bad = ((samples < 0) | (samples >= levels)).flatten(1).any(1)
+    else:
+        return
+    if bad.any():
+        raise SamplingError(
+            f"{int(bad.sum())} of the {len(samples)} samples drawn from sample {start} on are not data "
+            f"(values outside 0..{levels - 1 if levels else 'finite'}: the sampler overflowed, e.g. a "
+            f"flow's inverse sent a latent to inf or NaN); this checkpoint's samples cannot be "
+            f"scored: train longer or lower the temperature")
 
 
 def score_samples(fake: torch.Tensor, data: DataArgs, seed: int = 0, asked: torch.Tensor | None = None,
