@@ -136,11 +136,14 @@ def test_likelihood_kind_is_what_the_json_states():
     assert likelihood_kind({"exact": False}) == "upper bound"
 
 
-def test_the_latest_test_evaluation_wins_over_the_end_of_training_one():
+def test_the_test_evaluation_over_more_examples_is_the_one_compared():
     test = {"split": "test", "bpd": 3.0, "nll_nats": 1.0, "exact": True}
     ev = {**test, "bpd": 2.5}
     assert run_figures({"test": test, "eval": ev})["bpd"].value == 2.5
     assert run_figures({"test": test, "eval": {**ev, "split": "val"}})["bpd"].value == 3.0
+    # `unsup eval --examples 64` after a test split of 359: the larger evaluation stays
+    assert run_figures({"test": {**test, "n": 359}, "eval": {**ev, "n": 64}})["bpd"].value == 3.0
+    assert run_figures({"test": {**test, "n": 64}, "eval": {**ev, "n": 359}})["bpd"].value == 2.5
 
 
 def test_a_partial_evaluation_shows_the_subset_error_and_names_the_monte_carlo_one():

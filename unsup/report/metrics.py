@@ -160,8 +160,9 @@ def run_figures(files: dict[str, dict[str, Any] | None]) -> dict[str, Figure]:
     """Every comparable figure of one run, from its parsed JSON files (``train``, ``test``,
     ``eval``, ``probe``, ``ood``, ``compress``; a missing file is ``None``).
 
-    The likelihood is the latest evaluation of the test split: ``eval.json`` when it scored the
-    test split, else the end-of-training ``test.json``.
+    The likelihood is the test evaluation over more examples: ``eval.json`` when it scored the
+    test split on at least as many as the end-of-training ``test.json`` (``unsup eval --examples N``
+    scores the first N only), else ``test.json``.
     """
     out: dict[str, Figure] = {}
     train, test, ev = files.get("train"), files.get("test"), files.get("eval")
@@ -169,7 +170,10 @@ def run_figures(files: dict[str, dict[str, Any] | None]) -> dict[str, Figure]:
         out["steps"] = Figure(float(train["steps"]))
         if "train_seconds" in train:
             out["train_seconds"] = Figure(train["train_seconds"])
-    scored = ev if ev and ev.get("split") == "test" and "bpd" in ev else test
+    scored = test
+    if ev and ev.get("split") == "test" and "bpd" in ev and (
+            not test or "bpd" not in test or ev.get("n", 0) >= test.get("n", 0)):
+        scored = ev
     out.update(likelihood_figures(scored or {}))
     if ev and "sample_quality" in ev:
         out.update(quality_figures(ev["sample_quality"]))
