@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pinned import provenance  # benchmarks/ is on sys.path
+from pinned import interval, provenance  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path("runs/families")
@@ -324,7 +324,8 @@ def main() -> None:
 def table(doc: dict) -> str:
     """The markdown table of ``doc``: one row per family, seed 0 (seed 1 beside it for the headline
     rows), the stability over all seeds."""
-    head = ("| family | test bits/dim (kind) | KID ×10³ (floor) | FD (floor) | CPU s / sample | "
+    head = ("| family | test bits/dim (kind) | bits/dim, 3 seeds: mean [95 % interval] | KID ×10³ (floor) | "
+            "FD (floor) | CPU s / sample | "
             "linear probe 10 % | coded bits/dim | OOD AUROC vs digits | diverged | params | steps |")
     lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for row, entry in doc["rows"].items():
@@ -376,10 +377,25 @@ def table(doc: dict) -> str:
             auroc = _auroc(ood)
             ood_s = f"{auroc:.3f}" if auroc is not None else "—"
         div = sum(bool(e.get("stability", {}).get("diverged")) for e in seeds.values())
-        lines.append(f"| {row} | {both(bpd)} | {both(kid)} | {both(fd)} | {both(speed)} | {probe_s} | "
+        lines.append(f"| {row} | {both(bpd)} | {_three(seeds)} | {both(kid)} | {both(fd)} | {both(speed)} | "
+                     f"{probe_s} | "
                      f"{comp_s} | {ood_s} | {div} of {len(seeds)} | "
                      f"{caps.get('parameters', 0) / 1e6:.2f} M | {both(lambda e: str(e.get('steps')))} |")
     return "\n".join(lines)
+
+
+def _three(seeds: dict) -> str:
+    """Mean and 95 % t-interval of the test bits/dim over the seeds (images' bound for a prior)."""
+    values = []
+    for e in seeds.values():
+        t = e.get("test") or {}
+        value = t.get("image_bpd_bound", t.get("bpd"))
+        if value is not None:
+            values.append(value)
+    if len(values) < 3:
+        return "—"
+    i = interval(values)
+    return f"{i['mean']:.3f} [{i['ci95'][0]:.3f}, {i['ci95'][1]:.3f}]"
 
 
 def _find(probe: dict, name: str) -> float | None:
