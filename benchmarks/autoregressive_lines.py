@@ -28,8 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-from families import Job, run_jobs  # benchmarks/ is on sys.path
-from pinned import interval, provenance
+from pinned import Job, interval, provenance, run_jobs  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path("runs/ar-lines")

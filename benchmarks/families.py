@@ -39,16 +39,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import subprocess
 import sys
-import tempfile
-import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from pinned import interval, provenance  # benchmarks/ is on sys.path
+from pinned import Job, interval, provenance, run_jobs  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path("runs/families")
@@ -100,71 +94,6 @@ def train_command(row: str, seed: int, smoke: bool = False) -> list[str]:
         data = ["--data", f"vq-codes:{out.parent / f'vqvae-s{seed}'}"]
     return ["unsup", "train", model, *common, *data, *options, *budget, "--seed", str(seed),
             "--out", str(out)]
-
-
-@dataclass
-class Job:
-    name: str
-    argv: list[str]
-    after: tuple[str, ...] = ()
-    stdout: Path | None = None  # where the command's standard output goes (its --json)
-    record: Path | None = None  # where its exit status, error and times go (training jobs)
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    error: str = ""
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-def run_jobs(jobs: list[Job]) -> None:
-    """Run ``jobs`` two at a time, each on its own core with one thread, a job only once the jobs it
-    comes ``after`` are done (a failed one counts as done; its dependants then fail on their own)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    by_name, lock, pending = {j.name: j for j in jobs}, threading.Lock(), list(jobs)
-
-    def take() -> Job | None:
-        while True:
-            with lock:
-                if not pending:
-                    return None
-                for job in pending:
-                    if all(by_name[a].done.is_set() for a in job.after if a in by_name):
-                        pending.remove(job)
-                        return job
-            time.sleep(1)
-
-    def worker(core: int) -> None:
-        while (job := take()) is not None:
-            start = time.perf_counter()
-            argv = [sys.executable, "-m", "unsup.cli", *job.argv[1:]]
-            with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-                proc = subprocess.Popen(["taskset", "-c", str(core), *argv], cwd=ROOT, env=env,
-                                        stdout=out, stderr=err, text=True)
-                _, status, usage = os.wait4(proc.pid, 0)  # this job's own CPU time, not the other core's
-                returncode = os.waitstatus_to_exitcode(status)
-                out.seek(0)
-                err.seek(0)
-                stdout, stderr = out.read(), err.read()
-            job.seconds = time.perf_counter() - start
-            job.cpu_seconds = usage.ru_utime + usage.ru_stime
-            if returncode:
-                job.error = (stderr.strip().splitlines() or ["(no message)"])[-1]
-                print(f"[core {core}] FAILED {job.name}: {job.error}", flush=True)
-            else:
-                if job.stdout is not None:
-                    job.stdout.write_text(stdout)
-                print(f"[core {core}] {job.name}: {job.seconds:.0f} s", flush=True)
-            if job.record is not None and job.record.parent.is_dir():
-                job.record.write_text(json.dumps({
-                    "command": " ".join(job.argv), "core": core, "returncode": returncode,
-                    "error": job.error, "seconds": job.seconds, "cpu_seconds": job.cpu_seconds,
-                    "cpu_seconds_of": "this job (os.wait4)"}, indent=1))
-            job.done.set()
-
-    threads = [threading.Thread(target=worker, args=(core,)) for core in (0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
 
 
 def capabilities(run: Path) -> dict:

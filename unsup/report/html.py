@@ -24,6 +24,7 @@ from unsup.report.metrics import (
     best_runs,
     column,
     format_value,
+    likelihood_figures,
     likelihood_kind,
     order,
     run_figures,
@@ -168,11 +169,13 @@ def evaluations(files: dict[str, dict[str, Any] | None]) -> list[dict[str, str]]
             notes.append(f"images ≤ {r['image_bpd_bound']:.4f} bits/dim")
         if lat := r.get("latent"):
             notes.append(f"KL {lat['kl']:.3f} nats, {lat['active_units']}/{lat['latent_dims']} active units")
-        se = f" ± {r['nll_se']:.3f}" if "nll_se" in r else ""
-        bpd_se = f" ± {r['bpd_se']:.4f}" if "bpd_se" in r else ""
+        figs = likelihood_figures(r)  # the error that matters, as the comparison table shows it
+        bpd, nll = figs["bpd"], figs["nll"]
         rows.append({"source": source, "split": _text(r.get("split")), "n": _text(r.get("n")),
-                     "step": _text(r.get("step")), "bpd": f"{r['bpd']:.4f}{bpd_se}",
-                     "kind": likelihood_kind(r), "nll": f"{r['nll_nats']:.3f}{se}",
+                     "step": _text(r.get("step")),
+                     "bpd": f"{bpd.value:.4f}" + (f" ± {bpd.se:.4f} {bpd.spread}" if bpd.se else ""),
+                     "kind": likelihood_kind(r),
+                     "nll": f"{nll.value:.3f}" + (f" ± {nll.se:.3f} {nll.spread}" if nll.se else ""),
                      "notes": "; ".join(notes)})
     return rows
 
