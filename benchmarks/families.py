@@ -21,11 +21,17 @@ row's seed-0 run (and seed 1 of the headline rows):
   test images), and the **CPU seconds per sample** of drawing those 300 (batches of 64; DDPM by
   DDIM with 50 steps, stated);
 - **representation**: a linear probe on 10 % of the training labels of whatever the model encodes
-  (``unsup probe RUN --probes linear --labels 10%``), for the models with an encoder;
+  (``unsup probe RUN --probes linear --labels 10%``), every seed: the VAE family's posterior mean,
+  a flow's code ``z = f(x)``, a VQ-VAE's encoder output, a GAN's or EBM's discriminator features, a
+  diffusion model's denoiser features (``Model.representation``); none for the autoregressive
+  models, which have no code of ``x``;
 - **compression**: ``unsup compress`` of the first 200 test images with the models that have a
   codec (autoregressive: range coding; VAE: bits-back with ANS), its bits/dim as a real file;
 - **OOD AUROC** of the likelihood score against the 8x8 digits resized to 28x28
-  (``unsup ood RUN --outliers digits --examples 500``), for the models with a likelihood;
+  (``unsup ood RUN --outliers digits --examples 500``), for the models with a likelihood (flow
+  matching's estimate by a fixed-grid RK4 solve of 8 steps and one Hutchinson probe,
+  ``--estimator ode_method=rk4 ode_steps=8 likelihood_repeats=1``: its adaptive default takes
+  minutes per batch);
 - **stability**: how many of the 3 seeds ended with a non-finite loss or rolled back after one;
 - parameters and training steps.
 
@@ -75,7 +81,9 @@ QUALITY_N = 300
 SLOW = ("pixelcnn++", "transformer", "pixelvae", "made")  # samplers of one network pass per pixel
 SAMPLING = {"ddpm": ["--sampler", "ddim", "--steps", "50"]}
 COMPRESS_N, OOD_N = 200, 500
-OOD_EXAMPLES = {"flow-matching": 100}  # its likelihood is a probability-flow ODE solve per image
+BASELINES = ["unsup", "probe", str(RUNS / "vae-s0"), "--probes", "linear", "--labels", "10%",
+             "--no-tsne", "--json", "--out", str(RUNS / "baselines")]  # pixels, PCA, k-means, untrained net
+ESTIMATOR = {"flow-matching": ["--estimator", "ode_method=rk4", "ode_steps=8", "likelihood_repeats=1"]}
 
 
 def run_dir(row: str, seed: int) -> Path:
@@ -113,17 +121,17 @@ def capabilities(run: Path) -> dict:
 def evaluation_jobs(row: str, seed: int, caps: dict) -> list[Job]:
     run = run_dir(row, seed)
     jobs = []
-    if caps["samples"]:
+    if caps["samples"] and (seed == 0 or (seed == 1 and row in HEADLINE)):
         jobs.append(Job(f"quality {run.name}", ["unsup", "eval", *_eval_argv(row, run), "--json"]))
+    if caps["encodes"]:  # every seed: the representation column has an interval
+        jobs.append(Job(f"probe {run.name}", ["unsup", "probe", str(run), "--probes", "linear", "--labels",
+                                              "10%", "--no-baselines", "--no-tsne", "--json"]))
     if seed != 0:
         return jobs
     if "--no-test" in ROWS[row] and not (ROOT / run / "samples.png").exists():  # trained before
         # `unsup train --no-test` drew samples: the grid of the report
         jobs.append(Job(f"grid {run.name}", ["unsup", "sample", str(run), "--n", "64", "--out",
                                              str(run / "samples.png")]))
-    if caps["encodes"]:
-        jobs.append(Job(f"probe {run.name}", ["unsup", "probe", str(run), "--probes", "linear", "--labels",
-                                              "10%", "--no-baselines", "--no-tsne", "--json"]))
     if row == "vqvae+prior":  # its likelihood and codec are of the code grids, not of the images
         return jobs
     if caps["codec"]:
@@ -132,7 +140,8 @@ def evaluation_jobs(row: str, seed: int, caps: dict) -> list[Job]:
                         stdout=ROOT / run / "compress.json"))
     if caps["likelihood"]:
         jobs.append(Job(f"ood {run.name}", ["unsup", "ood", str(run), "--outliers", "digits", "--examples",
-                                            str(OOD_EXAMPLES.get(row, OOD_N)), "--codec", "none", "--json"]))
+                                            str(OOD_N), "--codec", "none", *ESTIMATOR.get(row, []),
+                                            "--json"]))
     return jobs
 
 
@@ -222,28 +231,46 @@ def main() -> None:
                   for s in SEEDS for r in rows])
     evaluations = []
     for r in ([] if args.collect else rows):
-        for s in ((0, 1) if r in HEADLINE else (0,)):
+        for s in SEEDS:
             if (ROOT / run_dir(r, s) / "best.safetensors").exists():
                 evaluations += evaluation_jobs(r, s, capabilities(run_dir(r, s)))
+    if not args.collect and "vae" in rows:  # pixels, PCA, k-means and an untrained VAE, probed alike
+        evaluations.append(Job("probe baselines", BASELINES))
     # the longest first (naive autoregressive sampling of 300 images), so that the two cores end together
     evaluations.sort(key=lambda j: not (j.name.startswith("quality") and any(
         j.name.endswith(f" {slow}-s{s}") for slow in SLOW for s in SEEDS)))
     old = read(RESULT) or {}
     trained_at = ROOT / RUNS / "TRAINED_AT"  # the commit the runs were trained at
     doc["trained_git_commit"] = trained_at.read_text().strip() if trained_at.exists() else None
-    if args.collect:  # the figures are those of the last evaluation
+    if args.collect:  # the figures are those of the last evaluation of these rows
         doc["evaluated_git_commit"] = old.get("evaluated_git_commit", old.get("git_commit"))
+        if rows:
+            doc["evaluated_git_commit"] = (old.get("rows", {}).get(rows[0]) or {}).get(
+                "evaluated_git_commit", doc["evaluated_git_commit"])
         failed = old.get("failed", {})
     else:
         run_jobs(evaluations)
-        failed = {j.name: j.error for j in evaluations if j.error}
+        failed = {k: v for k, v in old.get("failed", {}).items()  # other rows' failures stay
+                  if k.split(" ", 1)[-1].rsplit("-s", 1)[0] not in rows}
+        failed.update({j.name: j.error for j in evaluations if j.error})
         doc["evaluated_git_commit"] = doc["git_commit"]
-    results = dict(old.get("rows", {}))
+    results = {}  # rows measured earlier keep the commits they were trained and evaluated at
+    for r, entry in old.get("rows", {}).items():
+        results[r] = {"trained_git_commit": old.get("trained_git_commit"),
+                      "evaluated_git_commit": old.get("evaluated_git_commit"), **entry}
     for r in rows:
         caps = capabilities(run_dir(r, 0)) if (ROOT / run_dir(r, 0) / "best.safetensors").exists() else {}
-        results[r] = {"capabilities": caps, "seeds": {
-            str(s): collect(r, s) for s in SEEDS
-            if (ROOT / run_dir(r, s) / "job.json").exists()}}
+        results[r] = {"trained_git_commit": doc["trained_git_commit"],
+                      "evaluated_git_commit": doc["evaluated_git_commit"], "capabilities": caps, "seeds": {
+                          str(s): collect(r, s) for s in SEEDS
+                          if (ROOT / run_dir(r, s) / "job.json").exists()}}
+    baselines = read(ROOT / RUNS / "baselines" / "probe.json")
+    if baselines is not None:
+        doc["probe_baselines"] = {"command": " ".join(BASELINES),
+                                  "linear": {name: r["linear"]["accuracy"]
+                                             for name, r in baselines["features"].items()}}
+    elif old.get("probe_baselines"):
+        doc["probe_baselines"] = old["probe_baselines"]
     doc.update(rows={r: results[r] for r in ROWS if r in results}, failed=failed)
     RESULT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {RESULT}")
@@ -255,7 +282,8 @@ def table(doc: dict) -> str:
     rows), the stability over all seeds."""
     head = ("| family | test bits/dim (kind) | bits/dim, 3 seeds: mean [95 % interval] | KID ×10³ (floor) | "
             "FD (floor) | CPU s / sample | "
-            "linear probe 10 % | coded bits/dim | OOD AUROC vs digits | diverged | params | steps |")
+            "linear probe 10 % (3 seeds: mean [95 % interval]) | coded bits/dim | OOD AUROC vs digits | "
+            "diverged | params | steps |")
     lines = [head, "|" + "|".join(["---"] * (head.count("|") - 1)) + "|"]
     for row, entry in doc["rows"].items():
         seeds = entry["seeds"]
@@ -293,11 +321,13 @@ def table(doc: dict) -> str:
             q = e.get("sample_quality")
             return f"{q['cpu_seconds_per_sample']:.3g}" if q else None
 
-        probe = s0.get("probe")
+        accuracies = [a for e in seeds.values() if (a := _find(e.get("probe") or {}, "linear")) is not None]
         probe_s = "—"
-        if probe:
-            acc = _find(probe, "linear")
-            probe_s = f"{100 * acc:.1f} %" if acc is not None else "—"
+        if len(accuracies) >= 3:
+            i = interval([100 * a for a in accuracies])
+            probe_s = f"{i['mean']:.1f} [{i['ci95'][0]:.1f}, {i['ci95'][1]:.1f}] %"
+        elif accuracies:
+            probe_s = f"{100 * accuracies[0]:.1f} %"
         comp = s0.get("compress")
         comp_s = f"{comp['bits_per_dim']:.3f}" if comp else "—"
         ood = s0.get("ood")

@@ -53,6 +53,15 @@ def test_2d_toys_draw_samples_and_trajectories(model, tmp_path, capsys):
     if model == "flow-matching":  # an estimate: neither exact nor a bound
         assert json.loads((out / "test.json").read_text())["likelihood"] == "estimate"
         assert "an estimate" in stdout + err
+        # a cheaper estimator for evaluation, recorded; an option the model lacks is refused
+        code, stdout, err = run(capsys, "eval", str(out), "--examples", "8", "--estimator",
+                                "ode_method=rk4", "ode_steps=2", "likelihood_repeats=1", "--json")
+        assert code == 0, err
+        assert json.loads(stdout.strip().splitlines()[-1])["estimator"] == {
+            "ode_method": "rk4", "ode_steps": 2, "likelihood_repeats": 1}
+        code, _, err = run(capsys, "ood", str(out), "--examples", "8", "--outliers", "noise",
+                           "--estimator", "samples=3")
+        assert code == 2 and "no estimator option 'samples'" in err and "ode_steps" in err
 
 
 def test_latent_diffusion_on_a_vae_runs_codes_samples_and_scores_images(tmp_path, capsys):

@@ -90,7 +90,7 @@ def test_probe_refuses_a_model_without_an_encoder(tmp_path, capsys):
                "--no-test", "--samples", "0", "--no-progress", "--no-tensorboard", "--out", str(out),
                "--hidden", "16")[0] == 0
     code, _, err = run(capsys, "probe", str(out))
-    assert code == 2 and "probe needs an encoder" in err and "vae" in err and "made has none" in err
+    assert code == 2 and "probe needs a representation" in err and "vae" in err and "made has none" in err
 
 
 @pytest.mark.parametrize("labels", ["5%", "0.1", "all"])

@@ -2,7 +2,10 @@
 
 An unsupervised model is useful as a *representation* if simple classifiers trained on its frozen
 features ``h(x)`` recover the labels it never saw. ``unsup probe RUN`` measures that for the
-VAE family, whose features are the posterior mean ``E_q[z | x]`` (:meth:`VAE.encode`):
+any model that ``encodes``, through :meth:`Model.representation <unsup.models.base.Model.representation>`
+(the VAE family's posterior mean ``E_q[z | x]``, a flow's ``z = f(x)``, a VQ-VAE's encoder
+output, a GAN's or EBM's discriminator features, a diffusion model's denoiser features, a
+representation method's encoder):
 
 * **linear** probe: multinomial logistic regression on standardised features, the inverse
   regularisation ``C`` picked on the validation split from a small grid -- the standard "linear
@@ -113,12 +116,12 @@ def stratified_subset(y: np.ndarray, fraction: float, seed: int = 0) -> np.ndarr
 # ----------------------------------------------------------------------------------- features
 
 def encoder_features(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 512) -> np.ndarray:
-    """``model.encode`` of examples ``x`` in batches without gradients, flattened: ``(N, D)``."""
+    """``model.representation`` of examples ``x`` in batches without gradients: ``(N, D)``."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            h = [model.encode(xb).flatten(1).float().cpu() for xb in x.split(batch_size)]
+            h = [model.representation(xb).flatten(1).float().cpu() for xb in x.split(batch_size)]
     finally:
         model.train(was_training)
     return torch.cat(h).numpy().astype(np.float64)
@@ -261,7 +264,7 @@ def _accuracy(model: nn.Module, head: nn.Linear, x: torch.Tensor, y: torch.Tenso
               batch_size: int = 512) -> float:
     model.eval()
     with torch.no_grad():
-        pred = torch.cat([head(model.encode(xb)).argmax(1).cpu() for xb in x.split(batch_size)])
+        pred = torch.cat([head(model.representation(xb)).argmax(1).cpu() for xb in x.split(batch_size)])
     return float((pred == y).float().mean())
 
 
@@ -270,13 +273,13 @@ def finetune(model: nn.Module, x: dict[str, torch.Tensor], y: dict[str, torch.Te
              eval_every: int = 100, seed: int = 0) -> dict[str, Any]:
     """Train a copy of ``model``'s encoder and a new linear layer on the labelled examples.
 
-    Cross-entropy of ``Linear(model.encode(x))`` with Adam for ``steps`` steps of ``batch_size``
+    Cross-entropy of ``Linear(model.representation(x))`` with Adam for ``steps`` steps of ``batch_size``
     labelled examples (reshuffled every pass); every ``eval_every`` steps the validation accuracy
     is measured and the weights of the best step are kept for the test. ``model`` itself is not
     changed. Batch norm layers train in train mode and are evaluated in eval mode.
 
     Args:
-        model: any model with ``encode(x) -> (B, D)``.
+        model: any model with ``representation(x) -> (B, D)``.
         x: ``{"train", "val", "test"}`` -> examples as the model takes them.
         y: the same splits -> labels (long tensors).
         labelled: indices into the train split whose labels may be used.
@@ -289,7 +292,7 @@ def finetune(model: nn.Module, x: dict[str, torch.Tensor], y: dict[str, torch.Te
     device = next(net.parameters()).device
     classes = int(max(int(t.max()) for t in y.values()) + 1)
     with torch.no_grad():
-        dim = net.encode(x["train"][:2]).shape[1]
+        dim = net.representation(x["train"][:2]).shape[1]
     head = nn.Linear(dim, classes).to(device)
     params = [*net.parameters(), *head.parameters()]
     opt = torch.optim.Adam(params, lr=lr)
@@ -303,7 +306,7 @@ def finetune(model: nn.Module, x: dict[str, torch.Tensor], y: dict[str, torch.Te
         take = order[pos:pos + batch_size]
         pos += batch_size
         net.train()
-        logits = head(net.encode(x["train"][take]))
+        logits = head(net.representation(x["train"][take]))
         loss = F.cross_entropy(logits, y["train"][take].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -9,7 +9,15 @@ from typing import Any
 
 import torch
 
-from unsup.cli.options import HelpFormatter, run_data_args, run_parent, sampling_options, sampling_parent
+from unsup.cli.options import (
+    HelpFormatter,
+    estimator_parent,
+    run_data_args,
+    run_parent,
+    sampling_options,
+    sampling_parent,
+    set_estimator,
+)
 from unsup.cli.report import describe, evaluate_report, original_data_report
 from unsup.data import SPLITS
 from unsup.errors import ConfigError
@@ -20,7 +28,7 @@ from unsup.train.trainer import seed_everything
 
 
 def add_parser(sub: Any) -> None:
-    e = sub.add_parser("eval", parents=[run_parent(), sampling_parent()],
+    e = sub.add_parser("eval", parents=[run_parent(), sampling_parent(), estimator_parent()],
                        help="test NLL and bits/dim of a trained run", formatter_class=HelpFormatter,
                        epilog="writes DIR/eval.json (the latest evaluation; `unsup report DIR` shows it)\n\n"
                        "example:\n  unsup eval runs/digits --json\n"
@@ -53,6 +61,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model, meta = load_run(args.run, args.checkpoint, device=device)
     if args.importance_samples is not None:
         model.use_importance_samples(args.importance_samples)  # refused for exact scores
+    estimator = set_estimator(args, model)
     ds = run_data_args(args, meta).load(args.split)
     if args.examples is not None:
         if not 1 <= args.examples <= len(ds) or not hasattr(ds, "subset"):
@@ -62,6 +71,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_report(model, ds, meta, args.batch_size)
     if args.importance_samples is not None:
         result["importance_samples"] = args.importance_samples
+    if estimator:
+        result["estimator"] = estimator
     original, bound = original_data_report(model, meta, args.split, args.batch_size, args.data_dir, device)
     result.update(bound)
     if args.sample_quality is not None:

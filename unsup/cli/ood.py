@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from unsup.cli.options import HelpFormatter, run_data_args, run_parent
+from unsup.cli.options import HelpFormatter, estimator_parent, run_data_args, run_parent, set_estimator
 from unsup.data import DATASETS, TensorDataset
 from unsup.data.registry import resolve
 from unsup.errors import ConfigError, DataError
@@ -48,8 +48,9 @@ in-distribution data only."""
 
 
 def add_parser(sub: Any) -> None:
-    o = sub.add_parser("ood", parents=[run_parent()], help="outlier detection with a likelihood model "
-                       "(likelihood, likelihood ratio, input complexity, typicality)",
+    o = sub.add_parser("ood", parents=[run_parent(), estimator_parent()],
+                       help="outlier detection with a likelihood model (likelihood, likelihood "
+                       "ratio, input complexity, typicality)",
                        formatter_class=HelpFormatter, description=DESCRIPTION, epilog=EPILOG)
     o.add_argument("run", metavar="RUN",
                    help="a run of a likelihood model (autoregressive, flow, VAE family)")
@@ -118,6 +119,7 @@ def _likelihood_run(path: str, args: argparse.Namespace, device: Any, what: str)
                           f"have no class; train it without --conditional")
     if args.importance_samples is not None:
         model.use_importance_samples(args.importance_samples)  # refused for exact scores
+    set_estimator(args, model)
     return model, data, meta
 
 
@@ -149,6 +151,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     result = {"run": str(args.run), "model": meta["model"], "step": meta.get("step"), "data": data.name,
               "representation": data.representation, "likelihood": "exact" if model.exact_likelihood
               else model.inexact_kind, "importance_samples": args.importance_samples,
+              "estimator": set_estimator(args, model),
               "examples": args.examples, "seed": args.seed, **result}
     out = Path(args.out or args.run)
     out.mkdir(parents=True, exist_ok=True)

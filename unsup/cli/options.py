@@ -152,6 +152,30 @@ def run_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def estimator_parent() -> argparse.ArgumentParser:
+    """The likelihood-estimator options of the commands that score examples (``unsup eval``,
+    ``unsup ood``); each model says which it takes (``LikelihoodModel.estimator_options``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--estimator", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="options of an estimated likelihood, trading cost against accuracy "
+                        "(flow-matching: ode_method=rk4 ode_steps=8, ode_tolerance=1e-3, "
+                        "likelihood_repeats=1); recorded in the JSON; default: the run's")
+    return parent
+
+
+def set_estimator(args: argparse.Namespace, model: Any) -> dict[str, Any]:
+    """Apply ``--estimator KEY=VALUE ...`` to ``model`` and return the typed options."""
+    options = {}
+    for item in args.estimator:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--estimator takes KEY=VALUE pairs, got {item!r}")
+        options[key.replace("-", "_")] = value
+    if options and not hasattr(model, "set_estimator"):
+        raise ConfigError(f"--estimator applies to models with a likelihood; {type(model).__name__} has none")
+    return model.set_estimator(options) if options else {}
+
+
 def sampling_parent() -> argparse.ArgumentParser:
     """The sampler options of the commands that draw samples (``unsup sample``, ``unsup eval
     --sample-quality``); each model says which it takes (``Model.sampling_options``)."""

@@ -23,8 +23,10 @@ def add_parser(sub: Any) -> None:
     pr = sub.add_parser("probe", parents=[run_parent()],
                        help="judge a run's frozen features with labels (linear, kNN, MLP)",
                         formatter_class=HelpFormatter, description="Fit linear, k-nearest-neighbour and MLP "
-                        "classifiers on the frozen encoder features of a run (a representation "
-                        "method, `supervised`, or the VAE family) and report their test accuracy "
+                        "classifiers on the frozen features of a run (a representation method's "
+                        "encoder, a VAE's posterior mean, a flow's code, a VQ-VAE's encoder output, "
+                        "a GAN's or EBM's discriminator features, a diffusion model's denoiser "
+                        "features) and report their test accuracy "
                         "next to the same probes on pixels, PCA, k-means features and the untrained "
                         "network; with --finetune-steps also fine-tune the whole encoder on the "
                         "labels against the same network trained from scratch on the same labels. "
@@ -65,8 +67,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     model, meta = load_run(args.run, args.checkpoint, device=device)
     if not model.encodes:
         family = ", ".join(n for n in model_names() if MODELS.get(n).encodes)
-        raise ConfigError(f"probe needs an encoder, a model whose encode(x) gives features "
-                          f"({family}); {meta['model']} has none")
+        raise ConfigError(f"probe needs a representation, a model whose representation(x) gives "
+                          f"features ({family}); {meta['model']} has none")
     data = run_data_args(args, meta)
     if args.data is not None and args.data != data.name:
         data.name, data.options = args.data, {}

@@ -161,7 +161,9 @@ class Model(nn.Module):
         Config: the dataclass holding the model's hyper-parameters.
         spec: the data the model was built for.
         config: the model's config instance.
-        encodes: ``encode(x)`` gives ``(B, D)`` features that ``unsup probe`` can judge.
+        encodes: ``representation(x)`` gives ``(B, D)`` features that ``unsup probe`` can judge (by
+            default ``encode(x)`` flattened; what each family calls its representation is in
+            its ``representation`` or ``encode`` docstring).
         reconstructs: ``reconstruct(x)`` maps examples to their reconstructions (autoencoders).
         embeds_words: ``neighbours(i, k)`` and ``analogy(a, b, c, k)`` answer word queries and
             ``export(vocab, path)`` writes the vectors (``unsup words``).
@@ -250,6 +252,14 @@ class Model(nn.Module):
     def low_dimensional(self) -> bool:
         """1-D or 2-D vectors, which pictures show as a histogram or a scatter plot."""
         return self.spec.kind == "vector" and tuple(self.spec.shape) in ((1,), (2,))
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation of examples ``x`` judged by ``unsup probe``: ``(B, D)`` floats,
+        differentiable in the weights (fine-tuning trains through it). Default: ``encode(x)``
+        flattened, for a model that ``encodes``."""
+        if not self.encodes:
+            raise ConfigError(f"{type(self).__name__} has no representation to probe")
+        return self.encode(x).flatten(1).float()  # type: ignore[attr-defined]
 
     def illustrations(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:
         """Pictures of what the model does to examples ``x``: ``{name: rows}``, each row a
@@ -392,6 +402,36 @@ class LikelihoodModel(Model):
         """``log_prob(x, y)`` and the Monte-Carlo standard error of each estimate (``None`` for
         an exact or deterministic score, the default); what final evaluation reports."""
         return self.log_prob(x, y), None
+
+    # config fields of the likelihood estimator that evaluation may change without retraining
+    # (``unsup eval`` / ``unsup ood --estimator KEY=VALUE``): its cost against its accuracy
+    estimator_options: ClassVar[tuple[str, ...]] = ()
+
+    def set_estimator(self, options: dict[str, str]) -> dict[str, Any]:
+        """Set the estimator options ``{name: text}`` (each converted to its config field's type,
+        then checked by :meth:`check_estimator`) and return them typed.
+
+        Raises:
+            ConfigError: an option the model's estimator does not take, or a value its field's
+                type cannot hold or :meth:`check_estimator` refuses.
+        """
+        typed: dict[str, Any] = {}
+        for name, text in options.items():
+            if name not in self.estimator_options:
+                takes = ", ".join(self.estimator_options) or "none (its likelihood is computed one way)"
+                raise ConfigError(f"{type(self).__name__} has no estimator option {name!r}; it takes {takes}")
+            kind = type(getattr(self.config, name))
+            try:
+                typed[name] = kind(text)
+            except ValueError:
+                raise ConfigError(f"estimator option {name} takes a {kind.__name__}, got {text!r}") from None
+        for name, value in typed.items():
+            setattr(self.config, name, value)
+        self.check_estimator()
+        return typed
+
+    def check_estimator(self) -> None:
+        """Raise a :class:`ConfigError` if an estimator option is out of range. Default: none."""
 
     def use_importance_samples(self, k: int) -> None:
         """Score with ``k`` importance samples from now on (``unsup eval --importance-samples``).

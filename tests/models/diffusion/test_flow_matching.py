@@ -16,6 +16,7 @@ from unsup.models.diffusion.flow_matching import divergence
 
 PLANE = DataSpec((2,), None, None, "vector")
 IMAGES = DataSpec((1, 6, 6), 4, 2, "image")
+PLANE_BINARY = DataSpec((2,), 2, None, "vector")
 M, S = torch.tensor([0.5, -0.3]), 0.4
 
 
@@ -66,6 +67,34 @@ def test_likelihood_by_the_ode_is_the_true_density():
         lp, se = model.log_prob_with_se(x)  # 2-D: the exact divergence, no probe noise
     torch.testing.assert_close(lp, true, atol=2e-3, rtol=0)
     assert float(se.abs().max()) < 1e-4
+
+
+def test_a_fixed_grid_estimator_takes_ode_steps_and_converges_to_the_true_density():
+    torch.manual_seed(0)
+    x = M + S * torch.randn(300, 2)
+    true = MultivariateNormal(M, S ** 2 * torch.eye(2)).log_prob(x)
+    model = exact_flow()
+    errors = {}
+    for steps in (2, 4, 8):
+        assert model.set_estimator({"ode_method": "rk4", "ode_steps": str(steps)}) == {
+            "ode_method": "rk4", "ode_steps": steps}
+        with torch.no_grad():
+            errors[steps] = float((model.log_prob(x) - true).abs().max())
+    assert errors[8] < 1e-3 < errors[2]  # one rk4 step per 1/8: near the adaptive solve's accuracy
+    assert errors[2] > 8 * errors[4] > 64 * errors[8] / 4  # fourth order: halving h cuts ~16x
+
+
+def test_the_estimator_refuses_unknown_options_and_values_out_of_range():
+    model = exact_flow()
+    for options, words in (({"tolerance": "1"}, ["no estimator option 'tolerance'", "ode_tolerance"]),
+                           ({"ode_steps": "many"}, ["takes a int", "'many'"]),
+                           ({"ode_method": "newton"}, ["torchdiffeq solver", "'newton'"]),
+                           ({"likelihood_repeats": "0"}, ["likelihood_repeats >= 1"])):
+        with pytest.raises(ConfigError) as e:
+            model.set_estimator(options)
+        assert all(w in str(e.value) for w in words), str(e.value)
+    with pytest.raises(ConfigError, match="no estimator option 'eval_samples'; it takes none"):
+        unsup.create("made", PLANE_BINARY, hidden=[4]).set_estimator({"eval_samples": "3"})
 
 
 def test_hutchinson_is_unbiased_for_the_divergence():

@@ -17,6 +17,7 @@ from unsup.models.flows.flowpp import (
     mixture_coupling,
     mixture_logit_cdf,
     mixture_logit_cdf_and_log_det,
+    saturation,
 )
 
 LAYERS = {  # (mask, shape, parity, context channels)
@@ -49,12 +50,41 @@ def test_mixture_coupling_inverts_and_its_logdet_matches_autograd(name):
             assert logdet[i].item() == pytest.approx(torch.linalg.slogdet(jac)[1].item(), abs=1e-8)
 
 
-def test_a_new_coupling_is_the_identity():
-    """Zero-initialised last layer: pi uniform, mu = 0, s = 1, a = b = 0, so y = logit(sigma(x))."""
-    layer = mixture_coupling("channel", (4, 3, 3), 0, 8, 1, 4)
+def test_a_new_coupling_is_near_the_identity_with_distinct_components():
+    """Zero-initialised last layer but for the means: pi uniform, s = 1, a = b = 0 and the K means
+    spread over [-1, 1], so y = logit(mean_k sigma(x - mu_k)): the identity for one component."""
     x = torch.randn(2, 4, 3, 3) * 5
-    y, logdet = layer(x)
+    single = mixture_coupling("channel", (4, 3, 3), 0, 8, 1, 1)
+    y, logdet = single(x)
     assert torch.allclose(y, x, atol=1e-5) and torch.allclose(logdet, torch.zeros(2), atol=1e-5)
+    layer = mixture_coupling("channel", (4, 3, 3), 0, 8, 1, 4).double()
+    x = x.double()
+    _, _, (logits, mu, log_s) = layer._params(x * layer.mask, None)
+    torch.testing.assert_close(mu[0, 0, 0, 0], torch.tensor([-1, -1 / 3, 1 / 3, 1.0], dtype=torch.double))
+    assert not logits.any() and not log_s.any()
+    y, _ = layer(x)
+    moved = (1 - layer.mask).expand_as(x).bool()
+    torch.testing.assert_close(y[moved], torch.logit(torch.sigmoid(x[moved, None] - mu[0, 0, 0, 0]).mean(-1)))
+
+
+def test_the_components_learn_apart():
+    """Equal components get equal gradients and never separate; spread ones do (after training on
+    bimodal data every coupling's K scales differ)."""
+    torch.manual_seed(0)
+    layer = mixture_coupling("channel", (2, 1, 1), 0, 8, 1, 3)
+    x = torch.cat([torch.randn(256, 2, 1, 1) * 0.3 - 2, torch.randn(256, 2, 1, 1) * 0.3 + 2])
+    x[:, 0] = torch.randn(512, 1, 1)  # the kept half: noise the network reads
+    opt = torch.optim.Adam(layer.parameters(), lr=1e-2)
+    for _ in range(100):
+        y, logdet = layer(x)
+        loss = -(logdet - 0.5 * y.pow(2).flatten(1).sum(1)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        _, _, (logits, mu, log_s) = layer._params(x * layer.mask, None)
+    for p in (logits, log_s):
+        assert float(p[:, 1].std(-1).mean()) > 1e-2  # the transformed channel's components differ
 
 
 def test_mixture_logit_is_stable_where_u_rounds_to_0_or_1():
@@ -74,6 +104,28 @@ def test_mixture_logit_is_stable_where_u_rounds_to_0_or_1():
     one = (torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1))  # F = sigma: logit F(x) = x
     assert torch.allclose(mixture_logit_cdf(torch.tensor([-80.0, 30.0, 80.0]), one),
                           torch.tensor([-80.0, 30.0, 80.0]))
+
+
+def test_inverse_saturates_in_the_far_tail_instead_of_overflowing():
+    """A trained Fashion-MNIST run sampled a coupling with log s = 432 and t = 2228, whose root
+    x ~ 1e190 was inf in float32 (then NaN after a 1x1 convolution); log s > 709 overflowed the
+    float64 bracket itself (inf * 0 = NaN at t = 0). The inverse is now the root clipped to
+    [-X, X] (module docstring), exact below X, and a whole model decodes z of any norm."""
+    bound = saturation(torch.float32)
+    log_s = torch.tensor([432.0, 141.0, 800.0, -7.0, 0.0, 0.0]).unsqueeze(-1).expand(6, 3)
+    mix = (torch.zeros(6, 3), torch.full((6, 3), 25.0), log_s)
+    t = torch.tensor([2228.0, -215.0, 0.0, 1e30, 0.5 * bound, -3.0])
+    x = invert_mixture_logit_cdf(t, mix)
+    assert torch.equal(x[:4], torch.tensor([bound, -bound, 25.0, bound]))
+    assert torch.allclose(x[4:], torch.tensor([0.5 * bound, 22.0]), rtol=1e-6)  # exact below X
+    for options in MODELS[:2]:  # without and with attention (layer norm squares its input)
+        model = _trained_once(DataSpec((1, 8, 8), 256), options)
+        torch.manual_seed(0)
+        for scale in (10.0, 1e4):
+            v = model.flow.inverse(torch.randn(16, 1, 8, 8) * scale)
+            assert torch.isfinite(v).all()
+            s = model.postprocess(v)
+            assert s.min() >= 0 and s.max() <= 255
 
 
 def test_attention_lets_a_coupling_see_every_position():

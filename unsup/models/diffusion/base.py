@@ -32,6 +32,7 @@ class NoiseConditional(UnitScaled):
     """
 
     samples = True
+    encodes = True  # the denoiser's features (encode)
     out_factor: ClassVar[int] = 1
 
     def __init__(self, spec: DataSpec, config: DenoiserConfig, out_factor: int = 1) -> None:
@@ -70,6 +71,26 @@ class NoiseConditional(UnitScaled):
         c = self.spec.shape[0]
         guided = uncond[:, :c] + guidance * (cond[:, :c] - uncond[:, :c])
         return torch.cat([guided, cond[:, c:]], 1) if cond.shape[1] > c else guided
+
+    def clean_time(self) -> float:
+        """The network's time input nearest the clean data (the smallest noise level: time 0)."""
+        return 0.0
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The denoiser's features of clean examples ``x`` at :meth:`clean_time`: the U-Net's
+        bottleneck averaged over positions (an MLP's last hidden layer), ``(B, D)``; the
+        representation ``unsup probe`` judges, as denoising networks' inner features are used as
+        representations (Xiang et al. 2023, "Denoising Diffusion Autoencoders are Unified
+        Self-supervised Learners"). No noise is added: the features are a function of ``x``; a
+        class-conditional model sees the "no class" label when it has one, else class 0."""
+        self.check_input(x)
+        x = self.to_unit(x.to(self.device))
+        y = None
+        if self.num_classes is not None:
+            label = self.num_classes if self.config.label_dropout > 0 else 0
+            y = torch.full((len(x),), label, dtype=torch.long, device=x.device)
+        t = torch.full((len(x),), self.clean_time(), device=x.device, dtype=x.dtype)
+        return self.net.features(x, t, y)
 
     # ------------------------------------------------------------------ sampling
 

@@ -163,6 +163,10 @@ class DDPM(NoiseConditional, LikelihoodModel):
 
     # ------------------------------------------------------------------ the network's predictions
 
+    def clean_time(self) -> float:
+        """The first step's time, ``1 / T``."""
+        return 1.0 / self.config.timesteps
+
     def time(self, i: torch.Tensor) -> torch.Tensor:
         """Step indices ``i`` as the network's time ``(i + 1) / T`` in ``(0, 1]``."""
         return (i.float() + 1) / self.config.timesteps

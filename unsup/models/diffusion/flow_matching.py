@@ -23,7 +23,8 @@ evaluation a step) or ``heun`` (two: Euler's predictor, then the trapezoid rule)
     log p_1(x) = log N(x(0); 0, I) - int_0^1 div v(x(t), t) dt,
 
 integrating from the example at ``t = 1`` back to ``t = 0`` with torchdiffeq's adaptive solver
-(``ode_method``, relative and absolute tolerance ``ode_tolerance``), the divergence by
+(``ode_method``, relative and absolute tolerance ``ode_tolerance``; a fixed-grid method such as
+``rk4`` takes ``ode_steps`` steps instead, cheaper and coarser), the divergence by
 Hutchinson's estimator ``eps^T (dv/dx) eps`` with one Rademacher ``eps`` per solve (FFJORD,
 Grathwohl et al. 2019; data of at most 8 dimensions get the exact divergence, one backward pass
 per dimension). The estimate is unbiased for the dequantised density up to the solver's
@@ -62,7 +63,8 @@ class FlowMatchingConfig(DenoiserConfig):
         sample_steps: ODE steps of ``sample`` (Heun: two network evaluations each).
         guidance: classifier-free guidance weight for conditional models (1: none).
         ode_method: torchdiffeq method of the likelihood's ODE solve (``dopri5``, ``rk4``, ...).
-        ode_tolerance: its relative and absolute tolerance.
+        ode_tolerance: its relative and absolute tolerance (adaptive methods).
+        ode_steps: its steps from ``t = 1`` to ``0`` (fixed-grid methods: ``rk4``, ``euler``, ...).
         likelihood_repeats: independent estimates averaged per example (at least 2 give a
             standard error).
     """
@@ -73,6 +75,7 @@ class FlowMatchingConfig(DenoiserConfig):
     guidance: float = 1.0
     ode_method: str = "dopri5"
     ode_tolerance: float = 1e-4
+    ode_steps: int = 8
     likelihood_repeats: int = 2
 
 
@@ -108,16 +111,31 @@ class FlowMatching(NoiseConditional, LikelihoodModel):
     exact_likelihood = False
     inexact_kind = "estimate"  # of the dequantised density: for discrete data, of a lower bound
     sampling_options = ("sampler", "steps", "guidance")
+    estimator_options = ("ode_method", "ode_tolerance", "ode_steps", "likelihood_repeats")
 
     def __init__(self, spec: DataSpec, config: FlowMatchingConfig) -> None:
         if config.sampler not in SAMPLERS:
             raise ConfigError(f"flow-matching: unknown sampler {config.sampler!r}; choose "
                               f"{' or '.join(SAMPLERS)}")
-        if not 0 <= config.sigma_min < 1 or config.sample_steps < 1 or config.likelihood_repeats < 1:
-            raise ConfigError(f"flow-matching: sigma_min must be in [0, 1), sample_steps and "
-                              f"likelihood_repeats >= 1 (got {config.sigma_min}, "
-                              f"{config.sample_steps}, {config.likelihood_repeats})")
+        if not 0 <= config.sigma_min < 1 or config.sample_steps < 1:
+            raise ConfigError(f"flow-matching: sigma_min must be in [0, 1) and sample_steps >= 1 "
+                              f"(got {config.sigma_min}, {config.sample_steps})")
         super().__init__(spec, config)
+        self.check_estimator()
+
+    def check_estimator(self) -> None:
+        from torchdiffeq._impl.odeint import SOLVERS
+
+        c = self.config
+        if c.ode_method not in SOLVERS or c.ode_tolerance <= 0 or min(c.ode_steps, c.likelihood_repeats) < 1:
+            raise ConfigError(f"flow-matching: ode_method must be a torchdiffeq solver "
+                              f"({', '.join(sorted(SOLVERS))}), ode_tolerance > 0, ode_steps and "
+                              f"likelihood_repeats >= 1 (got {c.ode_method!r}, {c.ode_tolerance}, "
+                              f"{c.ode_steps}, {c.likelihood_repeats})")
+
+    def clean_time(self) -> float:
+        """The data end of the path, ``t = 1``."""
+        return 1.0
 
     def data_point(self, x: torch.Tensor) -> torch.Tensor:
         """Data in the unit scale, dequantised by uniform noise within its level's bin."""
@@ -211,8 +229,12 @@ class FlowMatching(NoiseConditional, LikelihoodModel):
                          ) -> tuple[torch.Tensor, torch.Tensor]:
         """The mean of ``likelihood_repeats`` estimates of ``log p(x)`` and its standard error
         (NaN from a single estimate)."""
+        from torchdiffeq._impl.odeint import SOLVERS
+        from torchdiffeq._impl.solvers import FixedGridODESolver
+
         c = self.config
-        draws = torch.stack([self.ode_log_prob(x, y, c.ode_method, c.ode_tolerance)
+        step = 1 / c.ode_steps if issubclass(SOLVERS[c.ode_method], FixedGridODESolver) else None
+        draws = torch.stack([self.ode_log_prob(x, y, c.ode_method, c.ode_tolerance, step)
                              for _ in range(c.likelihood_repeats)])
         se = (draws.std(0) / math.sqrt(len(draws)) if len(draws) > 1
               else torch.full_like(draws[0], math.nan))

@@ -169,14 +169,22 @@ class UNet(nn.Module):
             block.append(Attention(c_out))
         return block
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        e = self.embed(t, y)
+    def _contract(self, x: torch.Tensor, e: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The down path and the middle blocks: the bottleneck ``h`` and the skip connections."""
         h = self.conv_in(x)
         skips = [h]
         for layer in self.down:
             h = self._run(layer, h, e)
             skips.append(h)
-        h = self.mid[2](self.mid[1](self.mid[0](h, e)), e)
+        return self.mid[2](self.mid[1](self.mid[0](h, e)), e), skips
+
+    def features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The bottleneck (after the middle blocks) averaged over positions, ``(B, width)``."""
+        return self._contract(x, self.embed(t, y))[0].mean((2, 3))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        e = self.embed(t, y)
+        h, skips = self._contract(x, e)
         for layer in self.up:
             if isinstance(layer, nn.Conv2d):  # upsample to the next skip's size
                 h = layer(F.interpolate(h, size=skips[-1].shape[-2:], mode="nearest"))
@@ -205,11 +213,15 @@ class MLP(nn.Module):
         self.out = nn.Linear(c.hidden, d * out_factor)
         self.shape = (out_factor * spec.shape[0], *spec.shape[1:])
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The last hidden layer, ``(B, hidden)``."""
         h = torch.cat([x.flatten(1), self.embed(t, y)], 1)
         for layer in self.hidden:
             h = F.silu(layer(h))
-        return self.out(h).view(len(x), *self.shape)
+        return h
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.out(self.features(x, t, y)).view(len(x), *self.shape)
 
 
 def denoiser(spec: DataSpec, c: DenoiserConfig, out_factor: int = 1) -> nn.Module:

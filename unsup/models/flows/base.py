@@ -73,6 +73,7 @@ class FlowModel(LikelihoodModel):
 
     supports_fast_sampling = False  # sampling is already one pass
     interpolates = True
+    encodes = True
     latent_map = True
     flow: Flow
 
@@ -156,9 +157,9 @@ class FlowModel(LikelihoodModel):
             z = z + mean
         return self.decode(z)
 
-    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Latent code ``z = f(v)`` of data ``x``, dequantised at the bin centres."""
+        """Latent code ``z = f(v)`` of data ``x``, dequantised at the bin centres: also the
+        representation ``unsup probe`` judges (a flow's code has the data's dimension)."""
         self.check_input(x)
         x = x.to(self.device)
         u = torch.full(x.shape, 0.5, device=self.device) if self.discrete else None
@@ -169,6 +170,7 @@ class FlowModel(LikelihoodModel):
         """Data ``x`` of latent codes ``z``."""
         return self.postprocess(self.flow.inverse(z.to(self.device)))
 
+    @torch.no_grad()
     def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int = 8) -> torch.Tensor:
         """``steps`` decodings along the line from ``encode(a)`` to ``encode(b)`` (single
         examples ``a``, ``b``): shape ``(steps, *spec.shape)``."""

@@ -37,11 +37,27 @@ and the root lies in ``[min_k (mu_k + s_k t), max_k (mu_k + s_k t)]``; a fixed
 ``BISECTION_STEPS = 50`` halvings in float64 shrink that bracket by ``2^-50 ~ 1e-15``. The
 bisection is vectorised over all elements and not differentiated (it is used for sampling).
 
+*Saturation.* ``sigma^{-1} o F`` is a bijection of the real line, but its inverse can leave the
+floating-point range: a component of scale ``s = e^{432}`` (what a coupling network outputs for
+inputs ``~1e5``, far off the data) puts ``x = mu + s t`` near ``1e190``, which is ``inf`` in float32,
+and the next 1x1 convolution turns ``inf - inf`` into NaN. So the inverse returns the root clipped
+to the box, ``x = clip(F^{-1}(t), -X, X)`` with ``X = max_float^{1/4}`` of the working dtype
+(``4e9`` in float32): bisection on the bracket clipped to ``[-X, X]`` converges to that point,
+because ``sigma^{-1} o F`` is increasing, and the clip is the limit of the inverse CDF in its tail
+(``F^{-1}(u) -> +-inf`` as ``u -> 1, 0``, where :meth:`FlowModel.postprocess` gives the extreme
+levels anyway). Where ``|F^{-1}(t)| < X`` -- everything data maps to, at unit scale after
+actnorm -- the inverse stays exact. The fourth root leaves room for the layers after it: products
+in the 1x1 convolutions and coupling networks, and the squares in layer norm, stay finite. The
+bracket's ``s_k t`` is formed as ``sign(t) exp(log s_k + log |t|)``, which overflows to ``+-inf``
+(then clipped) but never forms ``inf * 0``.
+
 **Architecture** (images, like Glow [2]): ``num_levels`` levels of squeeze, ``flow_steps`` steps of
 ``actnorm -> invertible 1x1 convolution -> mixture-CDF coupling`` (channel mask, alternating
 halves), and all but the last level factor out half of the channels
-(:class:`~unsup.models.flows.layers.MultiScale`). The coupling networks' last layer starts at zero,
-so every coupling starts as the identity (``pi`` uniform, ``mu = 0``, ``s = 1``: ``F = sigma``).
+(:class:`~unsup.models.flows.layers.MultiScale`). The coupling networks' last layer starts at zero
+but for the means, so every coupling starts near the identity (``pi`` uniform, ``s = 1``,
+``a = b = 0``) with its ``K`` means spread evenly over ``[-1, 1]``: components that started equal
+would get equal gradients and stay equal, a mixture of ``K`` equal logistics being one logistic.
 ``attention=True`` adds one multi-head self-attention layer over the ``H W`` positions (with a
 learned position embedding, pre-layer-norm, residual) after the residual blocks of every
 coupling network, the conditioning network of [1, Sec. 3.3] in miniature. **Vectors** ``(D,)`` are
@@ -151,14 +167,22 @@ def mixture_logit_cdf_and_log_det(x: torch.Tensor, mix: Mixture) -> tuple[torch.
     return log_u - log_1mu, log_f - log_u - log_1mu
 
 
+def saturation(dtype: torch.dtype) -> float:
+    """``X = max_float^{1/4}``: the inverse of a mixture-CDF coupling is clipped to ``[-X, X]``
+    (module docstring, *Saturation*)."""
+    return torch.finfo(dtype).max ** 0.25
+
+
 @torch.no_grad()
 def invert_mixture_logit_cdf(t: torch.Tensor, mix: Mixture, steps: int = BISECTION_STEPS) -> torch.Tensor:
-    """The ``x`` with ``sigma^{-1}(F(x)) = t`` by ``steps`` bisections in float64 (module
-    docstring); shape and dtype of ``t``."""
+    """``clip(x, -X, X)`` for the ``x`` with ``sigma^{-1}(F(x)) = t``, by ``steps`` bisections in
+    float64 (module docstring); shape and dtype of ``t``, ``X =`` :func:`saturation` of it."""
     mix64 = tuple(p.double() for p in mix)
     td = t.double()
-    ends = mix64[1] + mix64[2].exp() * td.unsqueeze(-1)  # (..., K): where z_k = t
-    lo, hi = ends.amin(-1), ends.amax(-1)
+    s_t = td.sign().unsqueeze(-1) * (mix64[2] + td.abs().log().unsqueeze(-1)).exp()  # no inf * 0
+    ends = mix64[1] + s_t  # (..., K): where z_k = t
+    bound = saturation(t.dtype)
+    lo, hi = ends.amin(-1).clamp(-bound, bound), ends.amax(-1).clamp(-bound, bound)
     for _ in range(steps):
         mid = 0.5 * (lo + hi)
         below = mixture_logit_cdf(mid, mix64) < td  # type: ignore[arg-type]
@@ -259,7 +283,19 @@ def mixture_coupling(kind: str, shape: tuple[int, int, int], parity: int, hidden
     net = coupling_network(Coupling.net_channels(shape[0], mask) + context,
                            MixtureCDFCoupling.out_channels(shape[0], components), hidden, blocks,
                            attention, heads, (shape[1], shape[2]))
-    return MixtureCDFCoupling(mask, net, components)
+    coupling = MixtureCDFCoupling(mask, net, components)
+    spread_components(net.out.bias, shape[0], components)
+    return coupling
+
+
+def spread_components(bias: torch.Tensor, channels: int, components: int) -> None:
+    """Start the ``K`` components' means at ``K`` points evenly spread over ``[-1, 1]`` (the
+    network's last layer is otherwise zero): components that start equal get equal gradients and
+    stay equal forever, and a mixture of equal logistics is one logistic."""
+    if components > 1:
+        with torch.no_grad():
+            mu = bias.view(3 * components + 2, channels)[2 + components:2 + 2 * components]
+            mu.copy_(torch.linspace(-1, 1, components).unsqueeze(1).expand_as(mu))
 
 
 class VariationalDequantizer(nn.Module):

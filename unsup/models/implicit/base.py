@@ -53,3 +53,23 @@ class ImplicitModel(UnitScaled, abc.ABC):
             self.train(was)
 
     draw_without_grad = True  # an EBM's Langevin sampler needs gradients with respect to x
+
+    def critic_network(self) -> Any:
+        """The network that scores examples (a :class:`~unsup.models.implicit.nets.Discriminator`)
+        whose features are the representation, or ``None`` (the default: nothing to probe)."""
+        return None
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The scoring network's features ``phi(x)`` (its body before the final linear map),
+        ``(B, D)``: the representation ``unsup probe`` judges, as Radford et al. 2016 (DCGAN,
+        section 5.1) classified images with a trained discriminator's features. A model that
+        ``encodes`` returns its :meth:`critic_network` here; a BiGAN has an encoder instead.
+
+        Raises:
+            ConfigError: the model has no scoring network (a moment-matching generator).
+        """
+        net = self.critic_network()
+        if net is None:
+            raise ConfigError(f"{type(self).__name__} has no discriminator or energy network to probe")
+        self.check_input(x)
+        return net.features(self.to_unit(x.to(self.device)))

@@ -89,6 +89,7 @@ class EBM(ImplicitModel):
     """An energy network trained by contrastive divergence (module docstring)."""
 
     Config = EBMConfig
+    encodes = True  # the energy network's features (ImplicitModel.encode)
     draw_without_grad = False
 
     def __init__(self, spec: DataSpec, config: EBMConfig) -> None:
@@ -108,6 +109,9 @@ class EBM(ImplicitModel):
         # resumed run continues from the same chains)
         self.register_buffer("buffer", torch.zeros(c.buffer_size, *spec.shape))
         self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+
+    def critic_network(self) -> Discriminator:
+        return self.energy
 
     # --- sampling -------------------------------------------------------------------------------
     def noise_like(self, n: int) -> torch.Tensor:

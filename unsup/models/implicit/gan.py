@@ -126,6 +126,7 @@ class GAN(ImplicitModel):
     """Generator and discriminator trained by alternating updates (module docstring)."""
 
     Config = GANConfig
+    encodes = True  # the discriminator's features (ImplicitModel.encode)
 
     def __init__(self, spec: DataSpec, config: GANConfig) -> None:
         super().__init__(spec, config)
@@ -155,6 +156,9 @@ class GAN(ImplicitModel):
                                            c.spectral_norm)
         # discriminator steps taken (the instance-noise schedule; stored, so resumes are exact)
         self.register_buffer("d_steps", torch.zeros((), dtype=torch.long))
+
+    def critic_network(self) -> Discriminator:
+        return self.discriminator
 
     def phases(self) -> tuple[Phase, ...]:
         betas = (self.config.beta1, self.config.beta2)

@@ -375,9 +375,9 @@ class VAE(LikelihoodModel):
         self.sample_labels(y, n)  # unconditional: y must be None
         return self.decoder_draw(self.sample_prior(n, t), mode=t == 0)
 
-    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The posterior mean ``E_q[z | x]``, ``(B, z_dim)``."""
+        """The posterior mean ``E_q[z | x]``, ``(B, z_dim)``, differentiable (``unsup probe
+        --finetune-steps`` trains the encoder through it)."""
         self.check_input(x)
         return self.posterior(x.to(self.device))[0]
 

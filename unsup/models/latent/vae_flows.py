@@ -249,7 +249,6 @@ class IAFVAE(VAE):
         z, logdet = self.transform(eps, mu, log_s, h)
         return z, _log_normal(eps) - logdet
 
-    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The IAF image of ``eps = 0`` (not ``E_q[z]``, which has no closed form), ``(B, z_dim)``."""
         self.check_input(x)

@@ -313,6 +313,7 @@ class VQVAE(Model):
     """
 
     reconstructs = True
+    encodes = True  # the encoder output before quantisation (representation)
 
     Config = VQVAEConfig
 
@@ -406,6 +407,12 @@ class VQVAE(Model):
                 self.levels - 1)
         logit_pi, mu, _ = self._mixture(params)
         return ((F.softmax(logit_pi, -1) * mu).sum(-1).clamp(-1, 1) + 1) / 2
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation ``unsup probe`` judges: the encoder's output ``z_e(x)`` before
+        quantisation, flattened, ``(B, d h w)`` (the code grid is its nearest codebook vectors;
+        unlike the codes it is differentiable, so it can be fine-tuned)."""
+        return self.encode_continuous(x).flatten(1).float()
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
