@@ -145,6 +145,21 @@ def evaluation_jobs(row: str, seed: int, caps: dict) -> list[Job]:
     return jobs
 
 
+OUTPUTS = {"quality": "eval.json", "probe": "probe.json", "ood": "ood.json", "compress": "compress.json",
+           "grid": "samples.png"}
+
+
+def evaluated(job: Job) -> bool:
+    """Whether the output of an evaluation job exists and is newer than its run's checkpoint."""
+    what, run = job.name.split(" ", 1)
+    folder = ROOT / RUNS / run
+    out = folder / OUTPUTS[what]
+    checkpoint = ROOT / RUNS / ("vae-s0" if run == "baselines" else run) / "best.safetensors"
+    if not (out.exists() and checkpoint.exists() and out.stat().st_mtime > checkpoint.stat().st_mtime):
+        return False
+    return what != "quality" or "sample_quality" in (read(out) or {})
+
+
 def read(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -208,6 +223,8 @@ def main() -> None:
                     "(keeps the commit the runs were trained and evaluated at)")
     ap.add_argument("--smoke", action="store_true", help="3 training steps per row into /tmp, no JSON")
     ap.add_argument("--rows", nargs="*", default=list(ROWS), help="a subset of the rows")
+    ap.add_argument("--missing", action="store_true", help="with --evaluate: only the evaluations whose "
+                    "output is missing or older than the run's checkpoint (an interrupted evaluation)")
     args = ap.parse_args()
     if args.table:
         print(table(json.loads(RESULT.read_text())))
@@ -236,9 +253,13 @@ def main() -> None:
                 evaluations += evaluation_jobs(r, s, capabilities(run_dir(r, s)))
     if not args.collect and "vae" in rows:  # pixels, PCA, k-means and an untrained VAE, probed alike
         evaluations.append(Job("probe baselines", BASELINES))
-    # the longest first (naive autoregressive sampling of 300 images), so that the two cores end together
-    evaluations.sort(key=lambda j: not (j.name.startswith("quality") and any(
-        j.name.endswith(f" {slow}-s{s}") for slow in SLOW for s in SEEDS)))
+    if args.missing:
+        evaluations = [j for j in evaluations if not evaluated(j)]
+    # the longest first (naive autoregressive sampling of 300 images), so that the two cores end
+    # together; the probes of seeds 1 and 2 last, the 3-seed interval of a column that has its seed 0
+    evaluations.sort(key=lambda j: (j.name.startswith("probe") and not j.name.endswith("-s0"),
+                                    not (j.name.startswith("quality") and any(
+                                        j.name.endswith(f" {slow}-s{s}") for slow in SLOW for s in SEEDS))))
     old = read(RESULT) or {}
     trained_at = ROOT / RUNS / "TRAINED_AT"  # the commit the runs were trained at
     doc["trained_git_commit"] = trained_at.read_text().strip() if trained_at.exists() else None
