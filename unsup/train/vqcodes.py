@@ -57,7 +57,8 @@ def encode_run_split(req: Request, accept: type, need: str) -> tuple[Any, Tensor
     images = d.load(req.split)
     if not isinstance(images, TensorDataset):
         raise ConfigError(f"{req.name}: the run's data {d.name!r} is not an image dataset")
-    codes = torch.cat([model.encode(images.x[i:i + _CHUNK]) for i in range(0, len(images), _CHUNK)])
+    with torch.no_grad():  # a dataset of codes: no graph back into the encoder
+        codes = torch.cat([model.encode(images.x[i:i + _CHUNK]) for i in range(0, len(images), _CHUNK)])
     return model, images, codes
 
 
