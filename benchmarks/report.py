@@ -1,17 +1,29 @@
 """Render the measured tables of docs/results.md from benchmarks/results/*.json.
 
     python benchmarks/report.py            # prints the tables (markdown)
+    python benchmarks/report.py --check    # exit 1, listing them, if table lines are not in the document
 
 The figures are never typed by hand: each row comes from a JSON file that a benchmark script
-wrote, and names the command that produced it.
+wrote, and names the command that produced it. Where a table shows a test bits/dim or NLL, each
+row says what kind of figure it is (exact, bound or estimate) and the code version (git commit)
+it was measured at, both read from the JSON. ``--check`` keeps docs/results.md from drifting from
+the JSONs: every table line printed here must be a line of the document
+(tests/test_results_tables.py runs it).
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
+import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+FIGURES = ROOT / "docs" / "figures"
+DOCUMENT = ROOT / "docs" / "results.md"
+NOT_RECORDED = "not recorded"  # a field the JSON lacks: shown as such, never filled in by guess
 
 
 ISSUE_3 = ("arch-", "pixelcnn++-", "wavenet-speech", "-bible", "pixelcnn-colored-",
@@ -19,48 +31,90 @@ ISSUE_3 = ("arch-", "pixelcnn++-", "wavenet-speech", "-bible", "pixelcnn-colored
 ISSUE_4 = ("realnvp-", "glow-", "nice-", "maf-", "iaf-", "cdf-flow-", "ar-flow-", "flow++-")
 ISSUE_5 = ("vae-", "iwae-", "vqvae-", "pixelvae-", "hvae-", "gumbel-vae-")
 ISSUE_20 = ("ddpm-", "flow-matching-", "ncsn-", "diffusion-")
+ISSUE_21 = ("ood-",)  # the outlier detectors' background models (section 13)
 GROUPS = {
     "Likelihood recipes (issue #2)":
         lambda name: (not any(k in name for k in ISSUE_3 + ISSUE_4)
-                      and not name.startswith(ISSUE_5 + ISSUE_20)),
+                      and not name.startswith(ISSUE_5 + ISSUE_20 + ISSUE_21)),
     "Architecture comparison (issue #3)": lambda name: name.startswith("arch-"),
     "PixelCNN++, colour, speech and text (issue #3)":
         lambda name: any(k in name for k in ISSUE_3) and not name.startswith("arch-"),
     "Flows (issue #4)": lambda name: name.startswith(ISSUE_4),
     "Latent-variable models (issue #5)": lambda name: name.startswith(ISSUE_5),
     "Diffusion (issue #20)": lambda name: name.startswith(ISSUE_20[:3]),
+    "Outlier detection: the background models (issue #21)": lambda name: name.startswith(ISSUE_21),
 }
 
 
 FIGURE_KINDS = ("samples", "density", "latents")  # what recipes.py copies per run
 
 
+def commit(r: dict) -> str:
+    """The code version a result was measured at: the first 7 characters of the JSON's
+    ``git_commit``, or "not recorded" for results written before the scripts recorded it (it is
+    never guessed from the git history: a result file may outlive the commit it was made at)."""
+    return r["git_commit"][:7] if r.get("git_commit") else NOT_RECORDED
+
+
+@functools.cache
+def _inexact_kind(model: str) -> str:
+    """What an inexact test bits/dim of ``model`` is ("bound" or "estimate"): the model class's
+    ``inexact_kind``, which unsup's evaluation writes as "likelihood" (``unsup/train/trainer.py``).
+    Imports unsup, and so torch, only when a result predating that key needs it."""
+    from unsup.models import MODELS, names
+
+    names()  # imports every model module, so that each class has registered
+    return MODELS.get(model).inexact_kind
+
+
+def likelihood_kind(result: dict, model: str) -> str:
+    """exact / bound / estimate: what the bits/dim of ``result`` (a test.json, or one entry of its
+    "importance") is, for a run of ``model``.
+
+    The JSON's "likelihood" when it has one; for older results, its "exact" flag (True for an exact
+    likelihood, e.g. an autoregressive model's), an inexact one being the kind the model class
+    declares: an upper bound for VAEs, DDPM and flows on discrete data (the dequantised bits/dim
+    bounds the codelength), an estimate for flow matching. Never a label the JSON does not give:
+    "not recorded" if it has neither key."""
+    if result.get("likelihood"):
+        return result["likelihood"]
+    if "exact" not in result:
+        return NOT_RECORDED
+    return "exact" if result["exact"] else _inexact_kind(model)
+
+
+def _figure_links(name: str) -> str:
+    """Markdown links to the figures recipes.py copied for run ``name`` (docs/figures/NAME-KIND.*)."""
+    figs = sorted(f for f in FIGURES.glob(f"{name}-*")
+                  if f.suffix in (".png", ".wav", ".txt")
+                  and f.stem.removeprefix(name + "-") in FIGURE_KINDS)
+    return " ".join(
+        f"[{f.stem.removeprefix(name + '-')}{'' if f.suffix == '.png' else ' ' + f.suffix[1:]}]"
+        f"(figures/{f.name})" for f in figs)
+
+
 def recipes_table(include=GROUPS["Likelihood recipes (issue #2)"]) -> str:
-    rows = ["| recipe | model | data | test bits/dim | test nats/dim | NLL nats/example | "
-            "test examples | steps | train s | threads | figures |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    """One row per recipe result (``benchmarks/recipes.py``) whose name ``include`` accepts, then
+    the command of each. "kind" says what the test bits/dim is (:func:`likelihood_kind`);
+    "threads" and "commit" are "not recorded" where the JSON predates them."""
+    rows = ["| recipe | model | data | test bits/dim | kind | test nats/dim | NLL nats/example | "
+            "test examples | steps | train s | threads | commit | figures |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    cmds = ["", "Commands (each row; `python benchmarks/recipes.py NAME` runs it and refreshes the row):",
+            ""]
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
         name = path.stem
         if "bpd" not in r or not include(name):
             continue
-        figs = sorted(f for f in Path("docs/figures").glob(f"{name}-*")
-                      if f.suffix in (".png", ".wav", ".txt")
-                      and f.stem.removeprefix(name + "-") in FIGURE_KINDS)
-        fig_links = " ".join(
-            f"[{f.stem.removeprefix(name + '-')}{'' if f.suffix == '.png' else ' ' + f.suffix[1:]}]"
-            f"(figures/{f.name})" for f in figs)
         data = r["data"] + ("" if r["representation"] == "native" else f" ({r['representation']})")
         rows.append(
-            f"| {name} | {r['model']} | {data} | {r['bpd']:.4f} | {r['nats_per_dim']:.4f} | "
-            f"{r['nll_nats']:.3f} | {r['n']} | {r['train']['steps']} | "
-            f"{r['train']['train_seconds']:.0f} | {r.get('threads', 2)} | {fig_links} |")
-    cmds = ["", "Commands (each row; `python benchmarks/recipes.py NAME` runs it and refreshes the row):",
-            ""]
-    for path in sorted(RESULTS.glob("*.json")):
-        r = json.loads(path.read_text())
-        if "bpd" in r and "command" in r and include(path.stem):
-            cmds.append(f"- `{path.stem}`: `{r['command']}`")
+            f"| {name} | {r['model']} | {data} | {r['bpd']:.4f} | {likelihood_kind(r, r['model'])} | "
+            f"{r['nats_per_dim']:.4f} | {r['nll_nats']:.3f} | {r['n']} | {r['train']['steps']} | "
+            f"{r['train']['train_seconds']:.0f} | {r.get('threads', NOT_RECORDED)} | {commit(r)} | "
+            f"{_figure_links(name)} |")
+        if "command" in r:
+            cmds.append(f"- `{name}`: `{r['command']}`")
     return "\n".join(rows + cmds)
 
 
@@ -78,11 +132,11 @@ def importance_table() -> str:
     KK-NN in the result's "importance"), and what the latents carry on the first N examples."""
     keys = ["K1-N2000", "K10-N2000", "K100-N2000", "K5000-N2000", "K5000-N100"]
     rows = ["| recipe | model | steps | KL nats | recon nats | active units | " + " | ".join(
-                f"bound K={k.split('-')[0][1:]}, first {k.split('-N')[1]}" for k in keys) + " |",
-            "|---|---|---|---|---|---|" + "---|" * len(keys)]
+                f"bound K={k.split('-')[0][1:]}, first {k.split('-N')[1]}" for k in keys) + " | commit |",
+            "|---|---|---|---|---|---|" + "---|" * len(keys) + "---|"]
     for path in sorted(RESULTS.glob("*.json")):
         r = json.loads(path.read_text())
-        if "importance" not in r:
+        if not isinstance(r, dict) or not set(keys) & set(r.get("importance", {})):  # e.g. DDPM's bound
             continue
         reports = [e for e in r["importance"].values() if "latent" in e]
         lat = max(reports, key=lambda e: e["latent"]["examples"])["latent"] if reports else {}
@@ -90,7 +144,7 @@ def importance_table() -> str:
         recon = f"{lat['recon']:.2f}" if lat else "-"
         units = f"{lat['active_units']}/{lat['latent_dims']}" if lat else "-"
         rows.append(f"| {path.stem} | {r['model']} | {r['train']['steps']} | {kl} | {recon} | {units} | "
-                    + " | ".join(_se(r, k) for k in keys) + " |")
+                    + " | ".join(_se(r, k) for k in keys) + f" | {commit(r)} |")
     return "\n".join(rows + ["", "Each \"bound K=…\" is the K-sample importance-weighted bound on -log p(x) "
                                   "in nats (K = 1: the ELBO), an upper bound on the NLL in expectation; its "
                                   "± is the estimator's Monte-Carlo standard error only, not the bound's gap "
@@ -99,8 +153,11 @@ def importance_table() -> str:
 
 
 def vq_table() -> str:
+    """Each VQ-VAE beside its prior over codes (``vqvae-prior-*``): the image bound adds the
+    prior's code NLL to the decoder's reconstruction NLL. Commits: the VQ-VAE's, then the prior's."""
     rows = ["| recipe | data | steps | test recon nats/dim | test MSE ([0,1] pixels) | perplexity | "
-            "codes used | prior bits/code | image bits/dim bound |", "|---|---|---|---|---|---|---|---|---|"]
+            "codes used | prior bits/code | image bits/dim bound | commits (VQ-VAE / prior) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for path in sorted(RESULTS.glob("vqvae-*.json")):
         r = json.loads(path.read_text())
         if r["model"] != "vqvae":
@@ -109,7 +166,8 @@ def vq_table() -> str:
         p = json.loads(prior.read_text()) if prior.exists() else {}
         rows.append(f"| {path.stem} | {r['data']} | {r['train']['steps']} | {r['recon']:.4f} | "
                     f"{r['mse']:.5f} | {r['perplexity']:.1f} | {r['usage']:.3f} | "
-                    f"{p.get('bpd', float('nan')):.4f} | {p.get('image_bpd_bound', float('nan')):.4f} |")
+                    f"{p.get('bpd', float('nan')):.4f} | {p.get('image_bpd_bound', float('nan')):.4f} | "
+                    f"{commit(r)} / {commit(p) if p else '-'} |")
     return "\n".join(rows)
 
 
@@ -360,22 +418,20 @@ def diffusion_bound_table() -> str:
     Fashion-MNIST, every term counted)."""
     evals = {"ddpm-fashion": "bound100-N1000", "ddpm-fashion-eps": "bound100-N1000",
              "ddpm-fashion-learned": "bound100-N1000", "flow-matching-fashion": "ode-N200"}
-    rows = ["| recipe | budget (one core) | steps | test bits/dim | what it is | test images |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| recipe | budget (one core) | steps | test bits/dim | what it is | test images | commit |",
+            "|---|---|---|---|---|---|---|"]
     for name in ("ddpm-fashion", "ddpm-fashion-eps", "ddpm-fashion-learned", "flow-matching-fashion",
                  "glow-fashion", "realnvp-fashion", "flow++-fashion", "pixelcnn++-fashion"):
         r = _load(name)
         if r is None:
-            rows.append(f"| {name} | (not run) | | | | |")
+            rows.append(f"| {name} | (not run) | | | | | |")
             continue
         m = r.get("importance", {}).get(evals.get(name, ""), r)
-        # runs scored before reports carried "likelihood": flow matching's is an estimate
-        kind = m.get("likelihood") or ("exact" if m["exact"] else
-                                       "estimate" if r["model"] == "flow-matching" else "bound")
+        kind = likelihood_kind(m, r["model"])
         se = f" ± {m['nll_se'] / (784 * 0.6931471805599453):.4f}" if m.get("nll_se") else ""
-        what = {"exact": "exact", "bound": "upper bound", "estimate": "estimate"}[kind]
+        what = {"bound": "upper bound"}.get(kind, kind)
         rows.append(f"| `{name}` | {_budget(r['command'])} | {r['train']['steps']:,} | "
-                    f"{m['bpd']:.4f}{se} | {what} | {m['n']:,} |")
+                    f"{m['bpd']:.4f}{se} | {what} | {m['n']:,} | {commit(r)} |")
     return "\n".join(rows) + "\n\n(± is the Monte-Carlo standard error of the estimate, in bits/dim.)"
 
 
@@ -561,75 +617,88 @@ def bitsback_table(name: str) -> str:
         f"`{r['command']}` at {r['git_commit'][:7]}, {r['threads']} thread{'s' * (r['threads'] > 1)}.")
 
 
+def sections() -> list[tuple[str, str]]:
+    """Every table the report prints, as (title, markdown), in order."""
+    out = [(title, recipes_table(include)) for title, include in GROUPS.items()]
+    out += [("Importance-sampled NLL of the VAE family (issue #5)", importance_table()),
+            ("VQ-VAE (issue #5)", vq_table())]
+    out += [(f"Representation learning on {data} (issue #6)", representation_table(data))
+            for data in ("fashion", "cifar")]
+    out += [("Rotation: number of angles (issue #6)",
+             ablation_table([("2", "rep-rotation2-fashion"), ("4", "rep-rotation-fashion"),
+                             ("8", "rep-rotation8-fashion")], "angles")),
+            ("Denoising: masking-noise level (issue #6)",
+             ablation_table([("0", "rep-dae0-fashion"), ("0.1", "rep-dae0.1-fashion"),
+                             ("0.25", "rep-denoising-autoencoder-fashion"), ("0.5", "rep-dae0.5-fashion")],
+                            "noise level")),
+            ("Denoising an overcomplete MLP code (1024 units; issue #6)",
+             ablation_table([("0", "rep-dae-wide0-fashion"), ("0.25", "rep-dae-wide0.25-fashion")],
+                            "noise level")),
+            ("MoCo: number of negatives (issue #7)",
+             ablation_table([(str(k), f"rep-moco-q{k}-fashion") for k in (256, 1024, 4096, 16384)],
+                            "queue K")),
+            ("CPC on speech: speaker identification (issue #7)", speaker_table()),
+            ("Autoencoders against PCA (issue #6)", ae_vs_pca_table()),
+            ("Label efficiency: fine-tuning (issue #6)", finetune_table()),
+            ("Mode collapse on 2-D Gaussians (issue #19)", gan_modes_table()),
+            ("Stacked digits, 1,000 modes (issue #19)", gan_stacked_table()),
+            ("The 1-D GAN (issue #19)", gan_1d_table()),
+            ("Implicit models on Fashion-MNIST (issue #19)", gan_fashion_table()),
+            ("CycleGAN (issue #19)", gan_cycle_table()),
+            ("Sample-quality floors and likelihood models (issue #19)", sample_quality_tables()),
+            ("Diffusion: bounds beside the flows (issue #20)", diffusion_bound_table()),
+            ("Diffusion: the bound's terms, eps against v (issue #20)", diffusion_terms_table()),
+            ("Diffusion: samplers, quality against cost (issue #20)", diffusion_samplers_table()),
+            ("Diffusion: classifier-free guidance (issue #20)", diffusion_guidance_table()),
+            ("Diffusion: classifier-free guidance, eps-prediction (issue #20)",
+             diffusion_guidance_table("diffusion-guidance-eps")),
+            ("Diffusion: reflow (issue #20)", diffusion_reflow_table()),
+            ("Diffusion: latent against pixel space (issue #20)", latent_diffusion_table()),
+            ("Diffusion: latent against pixel space, eps-prediction (issue #20)",
+             latent_diffusion_table("-eps")),
+            ("Diffusion: sampling speed beside the other families (issue #20)", diffusion_speed_table())]
+    out += [(f"Lossless compression: {name} (issue #21)", compression_table(name))
+            for name in ("compression-gated-fashion", "compression-pixelcnn-fashion-binary",
+                         "compression-gated-fashion-10000", "compression-pixelcnn-fashion-binary-10000")]
+    out += [("Lossless compression: the bible test split (issue #21)",
+             text_codec_table("text-codec-bytenet-bible-long"))]
+    out += [(f"Bits-back coding: {name} (issue #21)", bitsback_table(name))
+            for name in ("bitsback-vae-fashion-binary", "bitsback-hvae-fashion-binary",
+                         "bitsback-hvae-bitswap-fashion-binary", "bitsback-vae-fashion-8bit")]
+    out += [("Framework overhead", throughput_table())]
+    return out
+
+
+def report() -> str:
+    """The whole report: each table under a heading naming it."""
+    return "\n".join(f"## {title}\n\n{table}\n" for title, table in sections())
+
+
+def missing_lines(report_text: str, document: str) -> list[str]:
+    """The table lines of ``report_text`` (those starting with "|") that are not, verbatim, a line
+    of ``document``: a stale or missing row, or a table whose columns changed."""
+    lines = set(document.splitlines())
+    return [line for line in report_text.splitlines() if line.startswith("|") and line not in lines]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help=f"print the table lines missing from {DOCUMENT.relative_to(ROOT)} and exit 1 "
+                             "if there are any (0 when the document has them all)")
+    args = parser.parse_args(argv)
+    text = report()
+    if not args.check:
+        print(text)
+        return 0
+    missing = missing_lines(text, DOCUMENT.read_text())
+    for line in missing:
+        print(line)
+    if missing:
+        print(f"{len(missing)} table line(s) printed by benchmarks/report.py are not in "
+              f"{DOCUMENT.relative_to(ROOT)}: paste the report's tables there", file=sys.stderr)
+    return 1 if missing else 0
+
+
 if __name__ == "__main__":
-    for title, include in GROUPS.items():
-        print(f"## {title}\n")
-        print(recipes_table(include) + "\n")
-    print("## Importance-sampled NLL of the VAE family (issue #5)\n")
-    print(importance_table() + "\n")
-    print("## VQ-VAE (issue #5)\n")
-    print(vq_table() + "\n")
-    for data in ("fashion", "cifar"):
-        print(f"## Representation learning on {data} (issue #6)\n")
-        print(representation_table(data) + "\n")
-    print("## Rotation: number of angles (issue #6)\n")
-    print(ablation_table([("2", "rep-rotation2-fashion"), ("4", "rep-rotation-fashion"),
-                          ("8", "rep-rotation8-fashion")], "angles") + "\n")
-    print("## Denoising: masking-noise level (issue #6)\n")
-    print(ablation_table([("0", "rep-dae0-fashion"), ("0.1", "rep-dae0.1-fashion"),
-                          ("0.25", "rep-denoising-autoencoder-fashion"), ("0.5", "rep-dae0.5-fashion")],
-                         "noise level") + "\n")
-    print("## Denoising an overcomplete MLP code (1024 units; issue #6)\n")
-    print(ablation_table([("0", "rep-dae-wide0-fashion"), ("0.25", "rep-dae-wide0.25-fashion")],
-                         "noise level") + "\n")
-    print("## MoCo: number of negatives (issue #7)\n")
-    print(ablation_table([(str(k), f"rep-moco-q{k}-fashion") for k in (256, 1024, 4096, 16384)],
-                         "queue K") + "\n")
-    print("## CPC on speech: speaker identification (issue #7)\n")
-    print(speaker_table() + "\n")
-    print("## Autoencoders against PCA (issue #6)\n")
-    print(ae_vs_pca_table() + "\n")
-    print("## Label efficiency: fine-tuning (issue #6)\n")
-    print(finetune_table() + "\n")
-    print("## Mode collapse on 2-D Gaussians (issue #19)\n")
-    print(gan_modes_table() + "\n")
-    print("## Stacked digits, 1,000 modes (issue #19)\n")
-    print(gan_stacked_table() + "\n")
-    print("## The 1-D GAN (issue #19)\n")
-    print(gan_1d_table() + "\n")
-    print("## Implicit models on Fashion-MNIST (issue #19)\n")
-    print(gan_fashion_table() + "\n")
-    print("## CycleGAN (issue #19)\n")
-    print(gan_cycle_table() + "\n")
-    print("## Sample-quality floors and likelihood models (issue #19)\n")
-    print(sample_quality_tables() + "\n")
-    print("## Diffusion: bounds beside the flows (issue #20)\n")
-    print(diffusion_bound_table() + "\n")
-    print("## Diffusion: the bound's terms, eps against v (issue #20)\n")
-    print(diffusion_terms_table() + "\n")
-    print("## Diffusion: samplers, quality against cost (issue #20)\n")
-    print(diffusion_samplers_table() + "\n")
-    print("## Diffusion: classifier-free guidance (issue #20)\n")
-    print(diffusion_guidance_table() + "\n")
-    print("## Diffusion: classifier-free guidance, eps-prediction (issue #20)\n")
-    print(diffusion_guidance_table("diffusion-guidance-eps") + "\n")
-    print("## Diffusion: reflow (issue #20)\n")
-    print(diffusion_reflow_table() + "\n")
-    print("## Diffusion: latent against pixel space (issue #20)\n")
-    print(latent_diffusion_table() + "\n")
-    print("## Diffusion: latent against pixel space, eps-prediction (issue #20)\n")
-    print(latent_diffusion_table("-eps") + "\n")
-    print("## Diffusion: sampling speed beside the other families (issue #20)\n")
-    print(diffusion_speed_table() + "\n")
-    for name in ("compression-gated-fashion", "compression-pixelcnn-fashion-binary",
-                 "compression-gated-fashion-10000", "compression-pixelcnn-fashion-binary-10000"):
-        print(f"## Lossless compression: {name} (issue #21)\n")
-        print(compression_table(name) + "\n")
-    print("## Lossless compression: the bible test split (issue #21)\n")
-    print(text_codec_table("text-codec-bytenet-bible-long") + "\n")
-    for name in ("bitsback-vae-fashion-binary", "bitsback-hvae-fashion-binary",
-                 "bitsback-hvae-bitswap-fashion-binary", "bitsback-vae-fashion-8bit"):
-        print(f"## Bits-back coding: {name} (issue #21)\n")
-        print(bitsback_table(name) + "\n")
-    print("\n## Framework overhead\n")
-    print(throughput_table())
+    sys.exit(main())

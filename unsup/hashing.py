@@ -7,9 +7,16 @@ examples of the same class. This module holds what does not depend on how the co
   differing bits;
 * :func:`precision_at_k`: for each query, the fraction of its ``k`` nearest database items (in
   Hamming distance) that share its label, averaged over queries;
-* two baselines: :func:`pca_codes`, the signs of the top ``bits`` principal components of centred
-  data, and :func:`random_projection_codes`, the signs of ``bits`` random Gaussian projections of
-  centred data (locality-sensitive hashing for the angle, Charikar 2002 [2]).
+* two binary baselines: :func:`pca_codes`, the signs of the top ``bits`` principal components of
+  centred data, and :func:`random_projection_codes`, the signs of ``bits`` random Gaussian
+  projections of centred data (locality-sensitive hashing for the angle, Charikar 2002 [2]);
+* the k-means baseline, :class:`ProductQuantizer`: the same ``bits`` spent on cluster indices
+  rather than on independent bits. The example's dimensions are cut into ``bits / 8`` contiguous
+  blocks and each block is coded by the index of its nearest of 256 k-means centroids (product
+  quantisation, Jegou et al. 2011 [3]; one block of ``2^bits`` centroids is plain k-means, which
+  stops being feasible past ~12 bits). Two codes are as far apart as their centroids:
+  ``d(a, b) = sum_j ||c_j[a_j] - c_j[b_j]||^2``, read from 256 x 256 tables, and retrieval ranks
+  by that distance instead of a Hamming distance (:func:`precision_at_k_by_distance`).
 
 The learned hash is :class:`unsup.models.representation.hashing_ae.HashingAutoencoder` (``codes(x)``).
 
@@ -24,6 +31,8 @@ References:
     [1] R. Salakhutdinov, G. Hinton. Semantic hashing. International Journal of Approximate
         Reasoning 50(7), 2009.
     [2] M. Charikar. Similarity estimation techniques from rounding algorithms. STOC 2002.
+    [3] H. Jegou, M. Douze, C. Schmid. Product quantization for nearest neighbor search. IEEE
+        TPAMI 33(1), 2011.
 """
 
 from __future__ import annotations
@@ -82,6 +91,63 @@ def precision_at_k(codes_query: torch.Tensor, y_query: torch.Tensor, codes_db: t
         taken = (k - before).clamp(min=0).minimum(count)
         total += float((taken * hits / count.clamp(min=1)).sum() / k)
     return total / len(codes_query)
+
+
+def precision_at_k_by_distance(distances: torch.Tensor, y_query: torch.Tensor, y_db: torch.Tensor,
+                               k: int) -> torch.Tensor:
+    """Per-query precision@``k`` for any distances ``(Q, N)``, ties at the ``k``-th distance counted
+    in expectation as in :func:`precision_at_k`; returns ``(Q,)``."""
+    n = distances.shape[1]
+    if not 1 <= k <= n:
+        raise ConfigError(f"precision_at_k: k must be in [1, {n}] (the database size), got {k}")
+    kth = distances.kthvalue(k, dim=1, keepdim=True).values
+    rel = (y_query[:, None] == y_db[None, :]).float()
+    closer, tied = (distances < kth).float(), (distances == kth).float()
+    before, at = closer.sum(1), tied.sum(1)
+    return ((closer * rel).sum(1) + (k - before) * (tied * rel).sum(1) / at) / k
+
+
+class ProductQuantizer:
+    """The k-means baseline of semantic hashing with ``bits`` bits per example (module docstring):
+    ``bits / 8`` blocks of contiguous dimensions, each coded by one of 256 k-means centroids fitted
+    on ``train`` (scikit-learn's k-means, seeded by ``seed``).
+
+    ``codes(x)`` gives ``(N, blocks)`` centroid indices; ``distances(a, b)`` the ``(len(a), len(b))``
+    squared distances between the codes' centroids.
+    """
+
+    levels = 256  # centroids per block: 8 bits
+
+    def __init__(self, train: torch.Tensor, bits: int, seed: int = 0, iterations: int = 100):
+        from sklearn.cluster import KMeans
+
+        train = train.float().flatten(1)
+        blocks = bits // 8
+        if bits < 8 or bits % 8 or not blocks <= train.shape[1]:
+            raise ConfigError(f"ProductQuantizer: bits must be a multiple of 8 in [8, "
+                              f"{8 * train.shape[1]}] (8 bits per block of dimensions), got {bits}")
+        if len(train) < self.levels:
+            raise ConfigError(f"ProductQuantizer: needs at least {self.levels} training examples "
+                              f"(one per centroid), got {len(train)}")
+        self.bounds = torch.linspace(0, train.shape[1], blocks + 1).round().long().tolist()
+        self.centroids, self.tables = [], []
+        for j in range(blocks):
+            part = train[:, self.bounds[j]:self.bounds[j + 1]].double().numpy()
+            km = KMeans(self.levels, n_init=1, max_iter=iterations, random_state=seed + j).fit(part)
+            c = torch.from_numpy(km.cluster_centers_).float()
+            self.centroids.append(c)
+            self.tables.append(torch.cdist(c, c, compute_mode="donot_use_mm_for_euclid_dist").square())
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float().flatten(1)
+        if x.shape[1] != self.bounds[-1]:
+            raise ConfigError(f"ProductQuantizer: examples have {x.shape[1]} dimensions, "
+                              f"it was fitted on {self.bounds[-1]}")
+        return torch.stack([torch.cdist(x[:, self.bounds[j]:self.bounds[j + 1]], c).argmin(1)
+                            for j, c in enumerate(self.centroids)], dim=1)
+
+    def distances(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return sum(t[a[:, j]][:, b[:, j]] for j, t in enumerate(self.tables))
 
 
 def _centred(train: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

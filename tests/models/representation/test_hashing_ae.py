@@ -8,10 +8,12 @@ from tests.models.model_checks import assert_training_reduces_loss
 from unsup.data.base import DataSpec
 from unsup.errors import ConfigError
 from unsup.hashing import (
+    ProductQuantizer,
     binary_codes,
     hamming_distance,
     pca_codes,
     precision_at_k,
+    precision_at_k_by_distance,
     random_projection_codes,
 )
 from unsup.models import create
@@ -39,6 +41,53 @@ def test_precision_at_k_by_hand():
     assert precision_at_k(q, y_q, db, y_db, 3, chunk=1) == pytest.approx(expected[3])
     with pytest.raises(ConfigError):
         precision_at_k(q, y_q, db, y_db, 5)
+
+
+def test_precision_by_any_distance_equals_the_hamming_one_on_hamming_distances():
+    g = torch.Generator().manual_seed(0)
+    db, q = torch.rand(300, 6, generator=g) > 0.5, torch.rand(40, 6, generator=g) > 0.5
+    y_db, y_q = torch.randint(0, 3, (300,), generator=g), torch.randint(0, 3, (40,), generator=g)
+    d = hamming_distance(q, db).float()
+    for k in (1, 7, 50, 300):  # 6 bits over 300 items: every k-th neighbour is in a tied block
+        by_distance = precision_at_k_by_distance(d, y_q, y_db, k)
+        assert by_distance.shape == (40,)
+        assert by_distance.mean().item() == pytest.approx(precision_at_k(q, y_q, db, y_db, k))
+    with pytest.raises(ConfigError, match="k must be in"):
+        precision_at_k_by_distance(d, y_q, y_db, 301)
+
+
+def test_product_quantizer_codes_each_block_by_its_nearest_centroid():
+    g = torch.Generator().manual_seed(0)
+    # two blocks of 3 dimensions; each block holds 256 tight clusters, the block's cluster index
+    # drawn independently, so 16 bits can name every one of the 256 x 256 combinations
+    centres = torch.randn(2, 256, 3, generator=g) * 10
+    idx = torch.randint(0, 256, (4000, 2), generator=g)
+    idx[:512] = torch.arange(512)[:, None] % 256  # every centroid is used
+    x = torch.cat([centres[j][idx[:, j]] for j in range(2)], 1) + 0.01 * torch.randn(4000, 6, generator=g)
+    pq = ProductQuantizer(x, 16, seed=0)
+    codes = pq.codes(x)
+    assert codes.shape == (4000, 2) and pq.bounds == [0, 3, 6]
+    for j in range(2):  # the k-means labels are a relabelling of the true clusters
+        pairs = torch.unique(torch.stack([idx[:, j], codes[:, j]], 1), dim=0)
+        assert len(pairs) == 256
+    d = pq.distances(codes[:10], codes)
+    brute = torch.cdist(torch.cat([pq.centroids[j][codes[:10, j]] for j in range(2)], 1),
+                        torch.cat([pq.centroids[j][codes[:, j]] for j in range(2)], 1)).square()
+    assert torch.allclose(d, brute, rtol=1e-4, atol=1e-3)
+    assert (d[torch.arange(10), torch.arange(10)] == 0).all()
+    same = (codes[:10, None] == codes[None]).all(-1)
+    assert torch.equal(d == 0, same)  # distance 0 exactly between equal codes
+
+
+@pytest.mark.parametrize("bits,n,message", [(12, 300, "multiple of 8"), (4, 300, "multiple of 8"),
+                                            (16, 100, "at least 256")])
+def test_product_quantizer_refuses_what_it_cannot_fit(bits, n, message):
+    with pytest.raises(ConfigError, match=message):
+        ProductQuantizer(torch.randn(n, 6), bits)
+    if n >= 256:
+        return
+    with pytest.raises(ConfigError, match="fitted on 6"):
+        ProductQuantizer(torch.randn(300, 6), 8).codes(torch.randn(3, 5))
 
 
 def test_pca_codes_split_the_dominant_direction_by_sign():
