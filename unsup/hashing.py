@@ -110,7 +110,10 @@ def precision_at_k_by_distance(distances: torch.Tensor, y_query: torch.Tensor, y
 class ProductQuantizer:
     """The k-means baseline of semantic hashing with ``bits`` bits per example (module docstring):
     ``bits / 8`` blocks of contiguous dimensions, each coded by one of 256 k-means centroids fitted
-    on ``train`` (scikit-learn's k-means, seeded by ``seed``).
+    on ``train`` (scikit-learn's k-means, seeded by ``seed``, at most ``iterations`` Lloyd steps, on a
+    seeded random subset of ``fit_examples`` training examples, as product quantisers are usually
+    trained: 256 centroids are well estimated from 10,000 points, and Lloyd's steps cost linearly
+    in the points; ``None``: all of them).
 
     ``codes(x)`` gives ``(N, blocks)`` centroid indices; ``distances(a, b)`` the ``(len(a), len(b))``
     squared distances between the codes' centroids.
@@ -118,7 +121,8 @@ class ProductQuantizer:
 
     levels = 256  # centroids per block: 8 bits
 
-    def __init__(self, train: torch.Tensor, bits: int, seed: int = 0, iterations: int = 100):
+    def __init__(self, train: torch.Tensor, bits: int, seed: int = 0, iterations: int = 50,
+                 fit_examples: int | None = 10_000):
         from sklearn.cluster import KMeans
 
         train = train.float().flatten(1)
@@ -130,6 +134,9 @@ class ProductQuantizer:
             raise ConfigError(f"ProductQuantizer: needs at least {self.levels} training examples "
                               f"(one per centroid), got {len(train)}")
         self.bounds = torch.linspace(0, train.shape[1], blocks + 1).round().long().tolist()
+        if fit_examples is not None and len(train) > fit_examples:
+            pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:fit_examples]
+            train = train[pick]
         self.centroids, self.tables = [], []
         for j in range(blocks):
             part = train[:, self.bounds[j]:self.bounds[j + 1]].double().numpy()
