@@ -4,6 +4,8 @@
     python benchmarks/families.py --evaluate   # only the evaluations of runs already trained
     python benchmarks/families.py --table      # print the markdown table of the JSON
     python benchmarks/families.py --smoke      # 3 steps per row into /tmp: does every command run?
+    python benchmarks/families.py --seeds 0 --no-baselines --result benchmarks/results/families-page.json
+                                               # seed 0 of every row only: the runs of one report page
 
 The seeds' lecture 8 compares the families' strengths and weaknesses: likelihood, sample quality,
 sampling speed, compression, representations and training stability. Here each row is one
@@ -222,16 +224,21 @@ def main() -> None:
                     "(keeps the commit the runs were trained and evaluated at)")
     ap.add_argument("--smoke", action="store_true", help="3 training steps per row into /tmp, no JSON")
     ap.add_argument("--rows", nargs="*", default=list(ROWS), help="a subset of the rows")
+    ap.add_argument("--seeds", nargs="*", type=int, default=list(SEEDS),
+                    help="which seeds (default: 0 1 2; the 3-seed columns need all three)")
+    ap.add_argument("--result", type=Path, default=RESULT, help="the JSON to write (default: %(default)s)")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="skip the probe baselines (pixels, PCA, k-means, untrained VAE): data-only figures")
     ap.add_argument("--missing", action="store_true", help="with --evaluate: only the evaluations whose "
                     "output is missing or older than the run's checkpoint (an interrupted evaluation)")
     args = ap.parse_args()
     if args.table:
-        print(table(json.loads(RESULT.read_text())))
+        print(table(json.loads(args.result.read_text())))
         return
-    rows = args.rows
+    rows, seeds, result_path = args.rows, tuple(args.seeds), args.result
     doc = provenance("benchmarks/families.py", sys.argv[1:])
     doc["threads"] = {"train": 1, "eval": 1}
-    doc.update(budget_minutes=2, seeds=list(SEEDS), headline=list(HEADLINE), quality_n=QUALITY_N,
+    doc.update(budget_minutes=2, seeds=list(seeds), headline=list(HEADLINE), quality_n=QUALITY_N,
                compress_n=COMPRESS_N, ood_n=OOD_N)
     if args.smoke:
         jobs = [Job(f"train {r}-s0", train_command(r, 0, smoke=True),
@@ -244,13 +251,14 @@ def main() -> None:
         # seed by seed, each prior after its VQ-VAE
         run_jobs([Job(f"train {r}-s{s}", train_command(r, s), record=ROOT / run_dir(r, s) / "job.json",
                       after=(f"train vqvae-s{s}",) if r == "vqvae+prior" else ())
-                  for s in SEEDS for r in rows])
+                  for s in seeds for r in rows])
     evaluations = []
     for r in ([] if args.collect else rows):
-        for s in SEEDS:
+        for s in seeds:
             if (ROOT / run_dir(r, s) / "best.safetensors").exists():
                 evaluations += evaluation_jobs(r, s, capabilities(run_dir(r, s)))
-    if not args.collect and "vae" in rows:  # pixels, PCA, k-means and an untrained VAE, probed alike
+    # pixels, PCA, k-means and an untrained VAE, probed alike
+    if not (args.collect or args.no_baselines) and "vae" in rows:
         evaluations.append(Job("probe baselines", BASELINES))
     if args.missing:
         evaluations = [j for j in evaluations if not evaluated(j)]
@@ -258,8 +266,8 @@ def main() -> None:
     # together; the probes of seeds 1 and 2 last, the 3-seed interval of a column that has its seed 0
     evaluations.sort(key=lambda j: (j.name.startswith("probe") and not j.name.endswith("-s0"),
                                     not (j.name.startswith("quality") and any(
-                                        j.name.endswith(f" {slow}-s{s}") for slow in SLOW for s in SEEDS))))
-    old = read(RESULT) or {}
+                                        j.name.endswith(f" {slow}-s{s}") for slow in SLOW for s in seeds))))
+    old = read(result_path) or {}
     trained_at = ROOT / RUNS / "TRAINED_AT"  # the commit the runs were trained at
     doc["trained_git_commit"] = trained_at.read_text().strip() if trained_at.exists() else None
     if args.collect:  # the figures are those of the last evaluation of these rows
@@ -277,12 +285,14 @@ def main() -> None:
     results = {}  # rows measured earlier keep the commits they were trained and evaluated at
     for r, entry in old.get("rows", {}).items():
         results[r] = {"trained_git_commit": old.get("trained_git_commit"),
-                      "evaluated_git_commit": old.get("evaluated_git_commit"), **entry}
+                      "evaluated_git_commit": old.get("evaluated_git_commit"), "cpu": old.get("cpu"), **entry}
     for r in rows:
         caps = capabilities(run_dir(r, 0)) if (ROOT / run_dir(r, 0) / "best.safetensors").exists() else {}
-        results[r] = {"trained_git_commit": doc["trained_git_commit"],
-                      "evaluated_git_commit": doc["evaluated_git_commit"], "capabilities": caps, "seeds": {
-                          str(s): collect(r, s) for s in SEEDS
+        # the commit a run was trained at: its job record's (pinned.py writes it), else the folder's
+        trained = (read(ROOT / run_dir(r, 0) / "job.json") or {}).get("git_commit", doc["trained_git_commit"])
+        results[r] = {"trained_git_commit": trained, "evaluated_git_commit": doc["evaluated_git_commit"],
+                      "cpu": doc["cpu"], "capabilities": caps, "seeds": {
+                          str(s): collect(r, s) for s in seeds
                           if (ROOT / run_dir(r, s) / "job.json").exists()}}
     baselines = read(ROOT / RUNS / "baselines" / "probe.json")
     if baselines is not None:
@@ -292,8 +302,8 @@ def main() -> None:
     elif old.get("probe_baselines"):
         doc["probe_baselines"] = old["probe_baselines"]
     doc.update(rows={r: results[r] for r in ROWS if r in results}, failed=failed)
-    RESULT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {RESULT}")
+    result_path.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {result_path}")
     print(table(doc))
 
 

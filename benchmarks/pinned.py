@@ -79,6 +79,7 @@ def run_jobs(jobs: list[Job]) -> None:
     """Run ``jobs`` two at a time, each on its own core with one thread, a job only once the jobs it
     comes ``after`` are done (a failed one counts as done; its dependants then fail on their own)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    commit = git_commit()  # recorded with each training job: the code its run was made with
     by_name, lock, pending = {j.name: j for j in jobs}, threading.Lock(), list(jobs)
 
     def take() -> Job | None:
@@ -115,9 +116,9 @@ def run_jobs(jobs: list[Job]) -> None:
                 print(f"[core {core}] {job.name}: {job.seconds:.0f} s", flush=True)
             if job.record is not None and job.record.parent.is_dir():
                 job.record.write_text(json.dumps({
-                    "command": " ".join(job.argv), "core": core, "returncode": returncode,
-                    "error": job.error, "seconds": job.seconds, "cpu_seconds": job.cpu_seconds,
-                    "cpu_seconds_of": "this job (os.wait4)"}, indent=1))
+                    "command": " ".join(job.argv), "git_commit": commit, "core": core,
+                    "returncode": returncode, "error": job.error, "seconds": job.seconds,
+                    "cpu_seconds": job.cpu_seconds, "cpu_seconds_of": "this job (os.wait4)"}, indent=1))
             job.done.set()
 
     threads = [threading.Thread(target=worker, args=(core,)) for core in (0, 1)]
