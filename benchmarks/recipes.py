@@ -406,9 +406,11 @@ def run(name: str) -> dict:
                               check=True, cwd=ROOT, env=env, capture_output=True, text=True)
         result["words"] = json.loads(done.stdout.strip().splitlines()[-1])
         result["words"]["command"] = " ".join(["unsup", "words", f"runs/bench/{name}", *WORDS[name]])
-    result.update(train=json.loads((out / "train.json").read_text()),
-                  command=" ".join(cmd), git_commit=git_commit(), wall_seconds=round(time.time() - t0, 1),
-                  threads=1 if name in ONE_CORE else os.cpu_count())
+    # what made it first (command, commit, threads), then the run's own figures
+    result = {"command": " ".join(cmd), "git_commit": git_commit(),
+              "threads": 1 if name in ONE_CORE else os.cpu_count(), **result,
+              "train": json.loads((out / "train.json").read_text()),
+              "wall_seconds": round(time.time() - t0, 1)}
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
     (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     (ROOT / "docs" / "figures").mkdir(exist_ok=True)
