@@ -54,6 +54,24 @@ def test_probes_read_separable_features_and_not_random_labels():
     assert abs(result["accuracy"] - 0.25) < 0.08 and result["C"] in probe.C_GRID
 
 
+
+def test_the_warm_started_linear_probe_finds_the_cold_started_solutions():
+    """Overlapping classes, so that C matters: walking the C grid warm-started picks the same C and
+    the same test accuracy as a fresh L-BFGS fit per C."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 5, 1400)
+    x = rng.normal(size=(5, 40))[y] * 0.6 + rng.normal(size=(len(y), 40))
+    xtr, ytr, xva, yva, xte, yte = _split(x, y)
+    cold = [LogisticRegression(C=c, max_iter=1000, tol=1e-8).fit(xtr, ytr) for c in probe.C_GRID]
+    val = [m.score(xva, yva) for m in cold]
+    best = int(np.argmax(val))
+    result = probe.linear_probe(xtr, ytr, xva, yva, xte, yte)
+    assert result["C"] == probe.C_GRID[best] and result["val_accuracy"] == val[best]
+    assert abs(result["accuracy"] - cold[best].score(xte, yte)) <= 1 / len(yte)  # one borderline point
+
+
 def test_probe_of_a_vae_run_writes_json_and_a_tsne_picture(vae_run, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(probe, "TSNE_POINTS", 150)  # t-SNE is the slow part: a small map shows it works
     monkeypatch.setattr(probe, "TSNE_ITERATIONS", 250)
@@ -103,6 +121,30 @@ def test_probe_rejects_other_label_fractions(vae_run, capsys, labels):
 def test_probe_refuses_data_the_run_cannot_encode(vae_run, capsys):
     code, _, err = run(capsys, "probe", str(vae_run), "--data", "shapes")  # 20x20, not 8x8
     assert code == 2 and "shapes (binary) has examples (1, 20, 20)" in err and "(1, 8, 8)" in err
+
+
+
+def test_probe_transfers_to_another_dataset_with_its_options(vae_run, capsys, tmp_path):
+    """--data names a dataset of another source and --data-opt its options: a folder of 16x16 colour
+    PNGs, dark and bright classes, read as 8x8 grey (the run's shape) only because of the options."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label, level in (("dark", 30), ("bright", 220)):
+        (tmp_path / label).mkdir()
+        for i in range(40):
+            pixels = np.clip(level + rng.normal(0, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / label / f"{i}.png")
+    data = f"image-folder:{tmp_path}"
+    code, _, err = run(capsys, "probe", str(vae_run), "--data", data, "--no-tsne")
+    assert code == 2 and "(3, 32, 32)" in err and "(1, 8, 8)" in err  # the folder's default size
+    code, out, _ = run(capsys, "probe", str(vae_run), "--data", data, "--data-opt", "size=8",
+                       "--data-opt", "channels=1", "--probes", "linear", "--no-baselines", "--no-tsne",
+                       "--out", str(tmp_path / "probe"), "--json")
+    result = json.loads(out)
+    assert code == 0 and result["data"] == data and result["features"]["run"]["linear"]["accuracy"] == 1.0
+    code, _, err = run(capsys, "probe", str(vae_run), "--data-opt", "size=8")
+    assert code == 2 and "give --data too" in err
 
 
 def test_kmeans_features_are_sparse_soft_assignments_that_separate_clusters():

@@ -4,7 +4,8 @@ The commands are read from the README's ``bash`` blocks and run in a fresh direc
 directories of one command are there for the next), with nothing but the repository and what
 ``install.sh`` installs. Only their budgets are cut, so that the whole README takes minutes
 instead of hours: each ``--time`` becomes a few steps, and the counts of importance samples,
-evaluated examples, fine-tuning steps and sampled audio are divided (:data:`SHRINK`). Everything
+evaluated examples and batches, samples scored for quality, probe labels, fine-tuning steps and
+sampled audio are divided (:data:`SHRINK`). Everything
 else -- model, data, options, paths, outputs -- is as written. ``benchmarks/budgets.py`` runs the
 main quick command with its real budget. Not run here: ``bash install.sh`` (CI has just run it),
 ``python3 -m pytest`` (this suite) and ``tensorboard`` (a server that does not end).
@@ -22,12 +23,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SKIP = ("bash install.sh", "python3 -m pytest", "tensorboard ")
 SHRINK = [  # (pattern, replacement): the budgets, cut
-    (r"--time \S+", "--steps 3 --eval-every 3 --eval-time 2s --samples 8"),
+    (r"--time \S+", "--steps 3 --eval-every 3 --eval-time 2s --eval-batches 1 --samples 8"),
     (r"--importance-samples \d+", "--importance-samples 8"),
     (r"--examples \d+", "--examples 16"),
     (r"--finetune-steps \d+", "--finetune-steps 4"),
     (r"--length \d+", "--length 400"),
     (r"--n 64", "--n 8"),
+    (r"--labels 10%", "--labels 1%"),  # the probes' label budget: 540 examples instead of 5,401
+    (r"--eval-batches \d+", "--eval-batches 1"),
+    (r"--sample-quality \d+", "--sample-quality 64"),
 ]
 
 

@@ -151,16 +151,21 @@ def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
 def linear_probe(xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.ndarray,
                  xte: np.ndarray, yte: np.ndarray, grid: tuple[float, ...] = C_GRID) -> dict[str, Any]:
     """Multinomial logistic regression on (already standardised) features; ``C`` by validation
-    accuracy. Returns test ``accuracy``, ``val_accuracy`` and the chosen ``C``."""
+    accuracy. Returns test ``accuracy``, ``val_accuracy`` and the chosen ``C``.
+
+    The grid is walked from the strongest regularisation up, each fit starting from the previous
+    solution (a warm-started regularisation path): the objective is strictly convex, so the
+    solutions are the cold-started ones, reached in about half the L-BFGS iterations."""
     from sklearn.linear_model import LogisticRegression
 
-    best: tuple[float, float, Any] = (-1.0, 0.0, None)
-    for c in grid:
-        clf = LogisticRegression(C=c, max_iter=1000).fit(xtr, ytr)
+    best: tuple[float, float, float] = (-1.0, 0.0, 0.0)
+    clf = LogisticRegression(max_iter=1000, warm_start=True)
+    for c in sorted(grid):
+        clf.set_params(C=c).fit(xtr, ytr)
         acc = clf.score(xva, yva)
         if acc > best[0]:
-            best = (acc, c, clf)
-    return {"accuracy": float(best[2].score(xte, yte)), "val_accuracy": float(best[0]), "C": best[1]}
+            best = (acc, c, clf.score(xte, yte))
+    return {"accuracy": float(best[2]), "val_accuracy": float(best[0]), "C": best[1]}
 
 
 def knn_probe(xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.ndarray,

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from unsup.cli.options import HelpFormatter, run_data_args, run_parent
+from unsup.cli.options import HelpFormatter, parse_key_values, run_data_args, run_parent
 from unsup.data import TensorDataset
 from unsup.errors import ConfigError
 from unsup.models import MODELS, config_for
@@ -36,7 +36,11 @@ def add_parser(sub: Any) -> None:
                         "  unsup probe runs/rotation --probes linear,knn --no-baselines --json")
     pr.add_argument("run", metavar="RUN")
     pr.add_argument("--data", default=None, metavar="NAME",
-                    help="labelled dataset, in the run's representation (default: the run's own)")
+                    help="labelled dataset, in the run's representation (default: the run's own); "
+                    "another dataset of the same shape probes a transfer")
+    pr.add_argument("--data-opt", action="append", default=None, metavar="KEY=VALUE",
+                    help="option of --data's dataset, repeatable (e.g. size=28, channels=1 for "
+                    "image-folder:PATH)")
     pr.add_argument("--labels", default="100%", metavar="P",
                     help="1%%, 10%% or 100%%: the class-stratified, seeded part of the training "
                     "labels the probes are fitted on (default: 100%%)")
@@ -70,8 +74,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
         raise ConfigError(f"probe needs a representation, a model whose representation(x) gives "
                           f"features ({family}); {meta['model']} has none")
     data = run_data_args(args, meta)
-    if args.data is not None and args.data != data.name:
-        data.name, data.options = args.data, {}
+    if args.data_opt and args.data is None:
+        raise ConfigError("--data-opt sets options of the dataset --data names; give --data too")
+    if args.data is not None and (args.data != data.name or args.data_opt):
+        data.name, data.options = args.data, parse_key_values(args.data_opt)
     splits = {s: data.load(s) for s in ("train", "val", "test")}
     for ds in splits.values():
         if not isinstance(ds, TensorDataset) or ds.y is None:

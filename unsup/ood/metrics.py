@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
 def finite(scores: np.ndarray) -> tuple[np.ndarray, int]:
@@ -39,6 +38,8 @@ def finite(scores: np.ndarray) -> tuple[np.ndarray, int]:
 def fpr_at_tpr(labels: np.ndarray, scores: np.ndarray, tpr_level: float = 0.95) -> float:
     """The false-positive rate at the first ROC threshold whose true-positive rate reaches
     ``tpr_level``."""
+    from sklearn.metrics import roc_curve  # imported here: scikit-learn costs a second at CLI start
+
     fpr, tpr, _ = roc_curve(labels, scores)
     return float(fpr[np.searchsorted(tpr, tpr_level, side="left")])
 
@@ -53,6 +54,8 @@ def ood_metrics(inliers: np.ndarray, outliers: np.ndarray) -> dict[str, Any]:
     Returns:
         ``{"auroc", "aupr", "fpr95", "n_in", "n_out"}`` (and ``"nonfinite"`` when some were).
     """
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     s_in, bad_in = finite(inliers)
     s_out, bad_out = finite(outliers)
     if not len(s_in) or not len(s_out):
