@@ -33,6 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from pinned import provenance  # benchmarks/ is on sys.path
+
 ROOT = Path(__file__).resolve().parent.parent
 WARMUP = 20  # steps excluded from the steady-state rate (first-call set-up, allocator)
 RUNS = {  # name: (processes, threads per process)
@@ -155,6 +157,7 @@ def main() -> None:
             two["examples_per_second_steady"] / runs["1 process x 1 thread"]["examples_per_second_steady"],
     }
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    results = {**provenance("benchmarks/distributed.py", sys.argv[1:]), **results}
     Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     plot(results, Path(args.figure))
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=2))

@@ -10,22 +10,25 @@ the cost of a sampler does not depend on the weights -- draws ``n`` binarised 28
 * cached (``fast=True``): every layer keeps the keys and values of earlier positions, so a step
   is one query per layer against the cache: ``O(D)`` position-layer evaluations.
 
-Both run with the same seed; the script checks that they return the same samples. The cached
-figure is the median of ``--fast-rounds`` runs, interleaved with the naive run.
+Both run with the same seed; the script checks that they return the same samples. The samplers
+alternate, ``--naive-rounds`` and ``--fast-rounds`` times; each figure is the median CPU time
+(``time.process_time``) of its rounds. Run it on one pinned core with one thread:
 
-    OMP_NUM_THREADS=1 python benchmarks/fast_sampling_transformer.py
+    OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/fast_sampling_transformer.py
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
+import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
+from pinned import provenance  # benchmarks/ is on sys.path
 
 import unsup
 from unsup.data.base import DataSpec
@@ -33,9 +36,9 @@ from unsup.data.base import DataSpec
 
 def timed(model, n: int, fast: bool, seed: int) -> tuple[float, torch.Tensor]:
     torch.manual_seed(seed)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     x = model.sample(n, fast=fast)
-    return time.perf_counter() - t0, x
+    return time.process_time() - t0, x
 
 
 def main() -> None:
@@ -44,6 +47,7 @@ def main() -> None:
     p.add_argument("--side", type=int, default=28, help="image side: side^2 elements")
     p.add_argument("--attention", default="full", choices=("full", "strided", "fixed"))
     p.add_argument("--fast-rounds", type=int, default=3)
+    p.add_argument("--naive-rounds", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/fast_sampling_transformer.json")
     args = p.parse_args()
@@ -51,33 +55,32 @@ def main() -> None:
     torch.manual_seed(0)
     spec = DataSpec((1, args.side, args.side), 2)
     model = unsup.create("transformer", spec, attention=args.attention).eval()
-    fast_times, naive_s = [], None
-    for i in range(args.fast_rounds):
-        seconds, fast_x = timed(model, args.n, True, args.seed)
-        fast_times.append(seconds)
-        print(f"cached round {i + 1}: {seconds:.2f} s", flush=True)
-        if i == 0:
-            naive_s, naive_x = timed(model, args.n, False, args.seed)
-            print(f"naive: {naive_s:.1f} s", flush=True)
-    assert naive_s is not None
-    fast_s = statistics.median(fast_times)
+    fast_times, naive_times = [], []
+    for i in range(max(args.fast_rounds, args.naive_rounds)):  # the samplers alternate
+        if i < args.fast_rounds:
+            seconds, fast_x = timed(model, args.n, True, args.seed)
+            fast_times.append(seconds)
+            print(f"cached round {i + 1}: {seconds:.2f} CPU-s", flush=True)
+        if i < args.naive_rounds:
+            seconds, naive_x = timed(model, args.n, False, args.seed)
+            naive_times.append(seconds)
+            print(f"naive round {i + 1}: {seconds:.1f} CPU-s", flush=True)
+    fast_s, naive_s = statistics.median(fast_times), statistics.median(naive_times)
     same = torch.equal(fast_x, naive_x)
     result = {
+        **provenance("benchmarks/fast_sampling_transformer.py", sys.argv[1:]),
+        "clock": "CPU seconds of this process (time.process_time), median of the rounds",
+        "cores": sorted(os.sched_getaffinity(0)),
         "benchmark": "Transformer sampling, naive (full prefix per element) vs KV cache",
-        "command": "OMP_NUM_THREADS=1 python benchmarks/fast_sampling_transformer.py"
-                   + (f" --n {args.n}" if args.n != 4 else "")
-                   + (f" --side {args.side}" if args.side != 28 else "")
-                   + (f" --attention {args.attention}" if args.attention != "full" else ""),
         "config": {**vars(model.config), "parameters": sum(q.numel() for q in model.parameters())},
         "elements": spec.dims, "n": args.n,
         "fast_seconds": round(fast_s, 3), "fast_rounds_seconds": [round(s, 3) for s in fast_times],
         "fast_ms_per_element": round(1e3 * fast_s / spec.dims, 3),
-        "naive_seconds": round(naive_s, 2),
+        "naive_seconds": round(naive_s, 2), "naive_rounds_seconds": [round(t, 2) for t in naive_times],
         "naive_ms_per_element": round(1e3 * naive_s / spec.dims, 2),
         "speedup": round(naive_s / fast_s, 2),
         "same_samples": same,
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     out = Path(args.out)

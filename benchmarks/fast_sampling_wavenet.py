@@ -14,10 +14,12 @@ the fast one does not, so the speedup depends on R.
 Both run with the same seed, and the script checks that they return the same 16,000 samples. The
 naive sampler is timed over all 16,000 steps by default; with ``--naive-steps N`` it is timed over
 the first N steps only and the rest extrapolated at its median per-step cost after t >= R, which
-the per-block timings in the JSON show to be constant (the JSON says which was done). The fast
-figure is the median of ``--fast-rounds`` runs, interleaved with the naive run.
+the per-block timings in the JSON show to be constant (the JSON says which was done). Times are
+CPU seconds of the process (``time.process_time``); the fast figure is the median of
+``--fast-rounds`` runs, interleaved with the naive run. Run it on one pinned core with one thread:
 
-    OMP_NUM_THREADS=1 python benchmarks/fast_sampling_wavenet.py        # ~12 minutes
+    OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/fast_sampling_wavenet.py   # ~12 minutes
+    OMP_NUM_THREADS=1 taskset -c 1 python benchmarks/fast_sampling_wavenet.py --naive-steps 4096
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
+from pinned import provenance  # benchmarks/ is on sys.path
 
 import unsup
 from unsup.data.base import DataSpec
@@ -41,9 +44,9 @@ BLOCK = 500  # steps per timing block of the naive sampler
 
 def timed_fast(model, length: int, seed: int) -> tuple[float, torch.Tensor]:
     torch.manual_seed(seed)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     x = model.sample(1, fast=True, length=length)
-    return time.perf_counter() - t0, x
+    return time.process_time() - t0, x
 
 
 def timed_naive(model, length: int, steps: int, seed: int) -> tuple[list[float], torch.Tensor]:
@@ -57,9 +60,9 @@ def timed_naive(model, length: int, steps: int, seed: int) -> tuple[list[float],
     blocks = []
     while x.shape[1] < steps:
         end = min(steps, x.shape[1] + BLOCK)
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         x = model.sample(1, fast=False, length=end, prime=x)
-        blocks.append(time.perf_counter() - t0)
+        blocks.append(time.process_time() - t0)
     return blocks, x
 
 
@@ -134,14 +137,14 @@ def main() -> None:
         results[name] = measure(options, args.length, args.naive_steps, args.fast_rounds, args.seed)
     default = results["default"]
     result = {
+        **provenance("benchmarks/fast_sampling_wavenet.py", sys.argv[1:]),
+        "clock": "CPU seconds of this process (time.process_time); fast: median of the rounds",
+        "cores": sorted(os.sched_getaffinity(0)),
         "benchmark": "WaveNet sampling of 1 s of 16 kHz audio, naive vs fast (Paine et al. 2016), n=1",
-        "command": "OMP_NUM_THREADS=1 python benchmarks/fast_sampling_wavenet.py"
-                   + (f" --naive-steps {args.naive_steps}" if args.naive_steps else ""),
         "length": args.length, "sample_rate": SAMPLE_RATE, "naive_block_steps": BLOCK,
         "speedup": default["speedup"], "fast_seconds": default["fast_seconds"],
         "naive_seconds": default["naive_seconds"], "configs": results,
-        "torch": torch.__version__, "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+        "torch": torch.__version__, "cpus": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }
     out = Path(args.out)

@@ -26,6 +26,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pinned import provenance  # noqa: E402  (benchmarks/ is on sys.path)
+
 from unsup.cli.pictures import write_pictures  # noqa: E402
 from unsup.plots import save_rows  # noqa: E402
 from unsup.train.runs import load_run, run_data  # noqa: E402
@@ -89,7 +91,7 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     if args.what == "ae-vs-pca":
-        result = ae_vs_pca(args.names)
+        result = {**provenance("benchmarks/representation.py", sys.argv[1:]), **ae_vs_pca(args.names)}
         path = ROOT / "benchmarks" / "results" / "ae-vs-pca.json"
         path.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))

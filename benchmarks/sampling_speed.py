@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
+from pinned import provenance  # benchmarks/ is on sys.path
 
 from unsup.train import load_run
 
@@ -55,7 +57,8 @@ def main() -> None:
         print(f"{r['model']:>14} {r['data']}: {r['images_per_second']:10.3f} images/s "
               f"({r['n']} in {r['seconds']:.2f} s), test {bpd} bits/dim", flush=True)
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        doc = {**provenance("benchmarks/sampling_speed.py", sys.argv[1:]), "rows": rows}
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import torch
+from pinned import provenance  # benchmarks/ is on sys.path
 
 import unsup.data as udata
 from unsup.models import create
@@ -75,6 +77,7 @@ def main() -> None:
         }
     save_atoms(D, args.out, args.size)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    result = {**provenance("benchmarks/sparse_coding.py", sys.argv[1:]), **result}
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     for k, v in result.items():
         print(f"{k}: {v}")

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from pinned import provenance  # benchmarks/ is on sys.path
 
 import unsup
 from unsup.train.trainer import seed_everything
@@ -103,6 +104,7 @@ def main() -> None:
     res["overhead_percent"] = 100 * (1 - res["unsup_train_img_per_s"] / res["plain_loop_img_per_s"])
     res["steady_overhead_percent"] = 100 * (
         1 - res["unsup_train_steady_img_per_s"] / res["plain_loop_steady_img_per_s"])
+    res = {**provenance("benchmarks/throughput.py", sys.argv[1:]), **res}
     print(json.dumps(res, indent=2))
     if args.json:
         args.json.write_text(json.dumps(res, indent=2) + "\n")
