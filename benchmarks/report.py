@@ -617,6 +617,44 @@ def bitsback_table(name: str) -> str:
         f"`{r['command']}` at {r['git_commit'][:7]}, {r['threads']} thread{'s' * (r['threads'] > 1)}.")
 
 
+def fast_sampling_table() -> str:
+    """Cached against naive sampling, CPU seconds on one pinned core (section 2)."""
+    rows = ["| model | what is sampled | naive, CPU-s | cached, CPU-s | speed-up | same samples | commit |",
+            "|---|---|---|---|---|---|---|"]
+    what = {"gated_pixelcnn": "16 binary 28×28 images", "pixelcnn": "16 binary 28×28 images",
+            "transformer": "4 sequences of 784 binary tokens"}
+    for name in ("gated_pixelcnn", "pixelcnn", "transformer"):
+        r = _load(f"fast_sampling_{name}")
+        if r is None or "clock" not in r:
+            continue  # not yet measured in CPU seconds
+        naive = r.get("naive_rounds_seconds", [r["naive_seconds"]])
+        rows.append(f"| {r.get('model', name)} | {what[name]} | {r['naive_seconds']:.1f} (median of "
+                    f"{len(naive)}) | {r['fast_seconds']:.2f} (median of {len(r['fast_rounds_seconds'])}) | "
+                    f"{r['speedup']:.0f}× | {'yes' if r['same_samples'] else 'NO'} | {commit(r)} |")
+    w = _load("fast_sampling_wavenet")
+    if w is not None and "clock" in w:
+        for name, c in w["configs"].items():
+            naive = (f"{c['naive_seconds']:.0f} (extrapolated from {c['naive_measured_steps']} steps)"
+                     if c["naive_extrapolated"] else f"{c['naive_seconds']:.0f}")
+            rows.append(f"| wavenet {name} (receptive field {c['receptive_field']}) | 1 s of 16 kHz audio | "
+                        f"{naive} | {c['fast_seconds']:.2f} (median of {len(c['fast_rounds_seconds'])}) | "
+                        f"{c['speedup']:.1f}× | {'yes' if c['same_samples'] else 'NO'} | {commit(w)} |")
+    if len(rows) == 2:
+        return "(not measured in CPU seconds yet: benchmarks/fast_sampling*.py on a pinned core)"
+    return "\n".join(rows)
+
+
+def script_table(script: str, name: str) -> str:
+    """The table a seeded benchmark script prints from its own JSON (``script.table(doc)``)."""
+    import importlib
+
+    doc = _load(name)
+    if doc is None:
+        return f"(not measured yet: python benchmarks/{script}.py)"
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    return importlib.import_module(script).table(doc)
+
+
 def sections() -> list[tuple[str, str]]:
     """Every table the report prints, as (title, markdown), in order."""
     out = [(title, recipes_table(include)) for title, include in GROUPS.items()]
@@ -665,7 +703,12 @@ def sections() -> list[tuple[str, str]]:
     out += [(f"Bits-back coding: {name} (issue #21)", bitsback_table(name))
             for name in ("bitsback-vae-fashion-binary", "bitsback-hvae-fashion-binary",
                          "bitsback-hvae-bitswap-fashion-binary", "bitsback-vae-fashion-8bit")]
-    out += [("Framework overhead", throughput_table())]
+    out += [("Framework overhead", throughput_table()),
+            ("Cached against naive sampling, CPU seconds (issues #3, #23)", fast_sampling_table())]
+    out += [(title, script_table(script, name)) for title, script, name in (
+        ("FVSBN, NADE and MADE's orderings (issue #23)", "autoregressive_lines", "autoregressive-lines"),
+        ("Transfer of a self-supervised representation (issue #23)", "transfer", "transfer"),
+        ("Denoising: noise types, three probes (issue #23)", "denoising_noise", "denoising-noise"))]
     return out
 
 
