@@ -28,7 +28,7 @@ import json
 import sys
 from pathlib import Path
 
-from pinned import Job, interval, provenance, run_jobs  # benchmarks/ is on sys.path
+from pinned import Job, interval, provenance, train_here, trained_at, write_result  # benchmarks/: on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path("runs/ar-lines")
@@ -81,12 +81,10 @@ def main() -> None:
     doc = provenance("benchmarks/autoregressive_lines.py", sys.argv[1:])
     doc["threads"] = {"train": 1, "evaluate": 1}
     if not args.collect:
-        (ROOT / RUNS).mkdir(parents=True, exist_ok=True)
-        (ROOT / RUNS / "TRAINED_AT").write_text(doc["git_commit"] + "\n")
-        run_jobs([Job(f"{r}-s{s}", command(r, s), record=ROOT / RUNS / f"{r}-s{s}" / "job.json")
-                  for s in SEEDS for r in ROWS])
-    trained_at = ROOT / RUNS / "TRAINED_AT"
-    doc["trained_git_commit"] = trained_at.read_text().strip() if trained_at.exists() else None
+        train_here(ROOT / RUNS, doc["git_commit"], [
+            Job(f"{r}-s{s}", command(r, s), record=ROOT / RUNS / f"{r}-s{s}" / "job.json")
+            for s in SEEDS for r in ROWS])
+    doc["trained_git_commit"] = trained_at(ROOT / RUNS)
     rows = {}
     for r in ROWS:
         seeds = {}
@@ -107,9 +105,7 @@ def main() -> None:
         "ensemble_nll_nats": interval([m["ensemble_nll_nats"] for m in ens]),
         "ensemble_gain_nats": interval([m["mean_member_nll_nats"] - m["ensemble_nll_nats"] for m in ens])}
     doc["rows"] = rows
-    RESULT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {RESULT}")
-    print(table(doc))
+    write_result(RESULT, doc, table)
 
 
 def table(doc: dict) -> str:

@@ -31,7 +31,15 @@ import json
 import sys
 from pathlib import Path
 
-from pinned import Job, interval, provenance, run_jobs  # benchmarks/ is on sys.path
+from pinned import (  # benchmarks/: on sys.path
+    Job,
+    interval,
+    percent,
+    provenance,
+    train_here,
+    trained_at,
+    write_result,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path("runs/denoising-noise")
@@ -64,15 +72,12 @@ def main() -> None:
     doc = provenance("benchmarks/denoising_noise.py", sys.argv[1:])
     doc["threads"] = {"train": 1, "probe": 1}
     if not args.collect:
-        (ROOT / RUNS).mkdir(parents=True, exist_ok=True)
-        (ROOT / RUNS / "TRAINED_AT").write_text(doc["git_commit"] + "\n")
         jobs = [Job(f"{r}-s{s}", train_command(r, s), record=ROOT / RUNS / f"{r}-s{s}" / "job.json")
                 for s in SEEDS for r in ROWS]
         jobs += [Job(f"probe {r}-s{s}", probe_command(r, s), after=(f"{r}-s{s}",),
                      stdout=ROOT / RUNS / f"{r}-s{s}" / "probe-stdout.json") for s in SEEDS for r in ROWS]
-        run_jobs(jobs)
-    trained_at = ROOT / RUNS / "TRAINED_AT"
-    doc["trained_git_commit"] = trained_at.read_text().strip() if trained_at.exists() else None
+        train_here(ROOT / RUNS, doc["git_commit"], jobs)
+    doc["trained_git_commit"] = trained_at(ROOT / RUNS)
     rows = {}
     for r in ROWS:
         seeds = {}
@@ -90,21 +95,15 @@ def main() -> None:
                    "mlp_minus_linear": interval([v["mlp"] - v["linear"] for v in seeds.values()]),
                    "steps": interval([float(v["steps"]) for v in seeds.values()])}
     doc["rows"] = rows
-    RESULT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {RESULT}")
-    print(table(doc))
-
-
-def _pct(i: dict) -> str:
-    return f"{100 * i['mean']:.1f} [{100 * i['ci95'][0]:.1f}, {100 * i['ci95'][1]:.1f}]"
+    write_result(RESULT, doc, table)
 
 
 def table(doc: dict) -> str:
     lines = ["| noise | steps | linear % | kNN % | MLP % | MLP minus linear (points) |",
              "|---|---|---|---|---|---|"]
     for r, e in doc["rows"].items():
-        lines.append(f"| {r} | {e['steps']['mean']:.0f} | {_pct(e['linear'])} | {_pct(e['knn'])} | "
-                     f"{_pct(e['mlp'])} | {_pct(e['mlp_minus_linear'])} |")
+        lines.append(f"| {r} | {e['steps']['mean']:.0f} | {percent(e['linear'])} | {percent(e['knn'])} | "
+                     f"{percent(e['mlp'])} | {percent(e['mlp_minus_linear'])} |")
     return "\n".join(lines)
 
 

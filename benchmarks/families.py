@@ -51,7 +51,7 @@ import math
 import sys
 from pathlib import Path
 
-from pinned import Job, interval, provenance, run_jobs  # benchmarks/ is on sys.path
+from pinned import Job, interval, provenance, run_jobs, train_here, trained_at  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path("runs/families")
@@ -246,12 +246,10 @@ def main() -> None:
         run_jobs(jobs)
         sys.exit(1 if any(j.error for j in jobs) else 0)
     if not (args.evaluate or args.collect):
-        (ROOT / RUNS).mkdir(parents=True, exist_ok=True)
-        (ROOT / RUNS / "TRAINED_AT").write_text(doc["git_commit"] + "\n")
         # seed by seed, each prior after its VQ-VAE
-        run_jobs([Job(f"train {r}-s{s}", train_command(r, s), record=ROOT / run_dir(r, s) / "job.json",
-                      after=(f"train vqvae-s{s}",) if r == "vqvae+prior" else ())
-                  for s in seeds for r in rows])
+        train_here(ROOT / RUNS, doc["git_commit"], [
+            Job(f"train {r}-s{s}", train_command(r, s), record=ROOT / run_dir(r, s) / "job.json",
+                after=(f"train vqvae-s{s}",) if r == "vqvae+prior" else ()) for s in seeds for r in rows])
     evaluations = []
     for r in ([] if args.collect else rows):
         for s in seeds:
@@ -268,8 +266,7 @@ def main() -> None:
                                     not (j.name.startswith("quality") and any(
                                         j.name.endswith(f" {slow}-s{s}") for slow in SLOW for s in seeds))))
     old = read(result_path) or {}
-    trained_at = ROOT / RUNS / "TRAINED_AT"  # the commit the runs were trained at
-    doc["trained_git_commit"] = trained_at.read_text().strip() if trained_at.exists() else None
+    doc["trained_git_commit"] = trained_at(ROOT / RUNS)  # the commit the runs were trained at
     if args.collect:  # the figures are those of the last evaluation of these rows
         doc["evaluated_git_commit"] = old.get("evaluated_git_commit", old.get("git_commit"))
         if rows:

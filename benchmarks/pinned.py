@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,32 @@ def interval(values: Sequence[float]) -> dict:
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
     half = T_975[n] * sd / math.sqrt(n) if n in T_975 else math.nan
     return {"mean": mean, "ci95": [mean - half, mean + half], "values": list(values)}
+
+
+def percent(i: dict) -> str:
+    """An :func:`interval` of fractions as ``mean [low, high]`` in percent, one decimal."""
+    return f"{100 * i['mean']:.1f} [{100 * i['ci95'][0]:.1f}, {100 * i['ci95'][1]:.1f}]"
+
+
+def train_here(runs: Path, commit: str, jobs: list[Job]) -> None:
+    """Run the training ``jobs`` (:func:`run_jobs`) into ``runs``, first noting there the commit they
+    are trained at (``runs/TRAINED_AT``, read back by :func:`trained_at`)."""
+    runs.mkdir(parents=True, exist_ok=True)
+    (runs / "TRAINED_AT").write_text(commit + "\n")
+    run_jobs(jobs)
+
+
+def trained_at(runs: Path) -> str | None:
+    """The commit :func:`train_here` noted for ``runs`` (None for runs trained otherwise)."""
+    path = runs / "TRAINED_AT"
+    return path.read_text().strip() if path.exists() else None
+
+
+def write_result(path: Path, doc: dict, table: Callable[[dict], str]) -> None:
+    """Write a benchmark's JSON ``doc`` to ``path`` and print its ``table(doc)``."""
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {path}")
+    print(table(doc))
 
 
 def run_on_both_cores(commands: Sequence[Sequence[str]]) -> None:

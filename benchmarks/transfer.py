@@ -27,7 +27,15 @@ import json
 import sys
 from pathlib import Path
 
-from pinned import Job, interval, provenance, run_jobs  # benchmarks/ is on sys.path
+from pinned import (  # benchmarks/: on sys.path
+    Job,
+    interval,
+    percent,
+    provenance,
+    train_here,
+    trained_at,
+    write_result,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path("runs/transfer")
@@ -72,16 +80,13 @@ def main() -> None:
 
         # decode the 60,000 JPEGs once, before two jobs would each do it
         DataArgs(name=f"image-folder:{cifar}", options={"size": "28", "channels": "1"}).load("train")
-        (ROOT / RUNS).mkdir(parents=True, exist_ok=True)
-        (ROOT / RUNS / "TRAINED_AT").write_text(doc["git_commit"] + "\n")
         jobs = [Job(f"{src}-s{s}", train_command(src, s, cifar),
                     record=ROOT / RUNS / f"{src}-s{s}" / "job.json") for s in SEEDS for src in sources]
         jobs += [Job(f"{src}-s{s}-{tgt}-{p}", probe_command(src, s, tgt, p, cifar), after=(f"{src}-s{s}",),
                      stdout=ROOT / RUNS / f"{src}-s{s}" / f"probe-{tgt}-{p}.json")
                  for s in SEEDS for src in sources for tgt in sources for p in PROBES]
-        run_jobs(jobs)
-    trained_at = ROOT / RUNS / "TRAINED_AT"
-    doc["trained_git_commit"] = trained_at.read_text().strip() if trained_at.exists() else None
+        train_here(ROOT / RUNS, doc["git_commit"], jobs)
+    doc["trained_git_commit"] = trained_at(ROOT / RUNS)
     cells = {}
     for src in sources:
         for tgt in sources:
@@ -107,22 +112,16 @@ def main() -> None:
                 "finetune_gain_1pct": interval([v["finetuned_1pct"] - v["scratch_1pct"]
                                                 for v in seeds.values()])}
     doc["cells"] = cells
-    RESULT.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {RESULT}")
-    print(table(doc))
-
-
-def _pct(i: dict) -> str:
-    return f"{100 * i['mean']:.1f} [{100 * i['ci95'][0]:.1f}, {100 * i['ci95'][1]:.1f}]"
+    write_result(RESULT, doc, table)
 
 
 def table(doc: dict) -> str:
     lines = ["| pretrained on | judged on | linear probe, 10 % labels | fine-tuned, 1 % labels | "
              "same network from scratch, 1 % | fine-tuned minus scratch |", "|---|---|---|---|---|---|"]
     for c in doc["cells"].values():
-        lines.append(f"| {c['source']} | {c['target']} | {_pct(c['linear_10pct'])} | "
-                     f"{_pct(c['finetuned_1pct'])} | {_pct(c['scratch_1pct'])} | "
-                     f"{_pct(c['finetune_gain_1pct'])} |")
+        lines.append(f"| {c['source']} | {c['target']} | {percent(c['linear_10pct'])} | "
+                     f"{percent(c['finetuned_1pct'])} | {percent(c['scratch_1pct'])} | "
+                     f"{percent(c['finetune_gain_1pct'])} |")
     return "\n".join(lines)
 
 
