@@ -54,7 +54,6 @@ def test_probes_read_separable_features_and_not_random_labels():
     assert abs(result["accuracy"] - 0.25) < 0.08 and result["C"] in probe.C_GRID
 
 
-
 def test_the_warm_started_linear_probe_finds_the_cold_started_solutions():
     """Overlapping classes, so that C matters: walking the C grid warm-started picks the same C and
     the same test accuracy as a fresh L-BFGS fit per C."""
@@ -117,11 +116,9 @@ def test_probe_rejects_other_label_fractions(vae_run, capsys, labels):
     assert code == 2 and "--labels must be one of 1%, 10%, 100%" in err
 
 
-
 def test_probe_refuses_data_the_run_cannot_encode(vae_run, capsys):
     code, _, err = run(capsys, "probe", str(vae_run), "--data", "shapes")  # 20x20, not 8x8
     assert code == 2 and "shapes (binary) has examples (1, 20, 20)" in err and "(1, 8, 8)" in err
-
 
 
 def test_probe_transfers_to_another_dataset_with_its_options(vae_run, capsys, tmp_path):
@@ -207,7 +204,6 @@ def test_probe_of_a_representation_run_with_finetuning(rotation_run, tmp_path, c
     assert "finetune scratch" in probe.format_table(r)
     code, _, err = run(capsys, "probe", str(rotation_run), "--finetune-steps", "-1")
     assert code == 2 and "--finetune-steps must be >= 0" in err
-
 
 
 def test_mfcc_features_tell_a_low_voice_from_a_high_one_and_read_mu_law_codes():

@@ -154,8 +154,9 @@ def linear_probe(xtr: np.ndarray, ytr: np.ndarray, xva: np.ndarray, yva: np.ndar
     accuracy. Returns test ``accuracy``, ``val_accuracy`` and the chosen ``C``.
 
     The grid is walked from the strongest regularisation up, each fit starting from the previous
-    solution (a warm-started regularisation path): the objective is strictly convex, so the
-    solutions are the cold-started ones, reached in about half the L-BFGS iterations."""
+    solution (a warm-started regularisation path): the objective is strictly convex, so a fit that
+    converges finds the cold-started solution (to the solver's tolerance) in about half the L-BFGS
+    iterations; one stopped by ``max_iter`` may end slightly elsewhere."""
     from sklearn.linear_model import LogisticRegression
 
     best: tuple[float, float, float] = (-1.0, 0.0, 0.0)
