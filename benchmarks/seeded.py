@@ -1,0 +1,230 @@
+"""Comparisons the results ranked from one seed, rerun at 3 seeds and one equal budget (issue #23).
+
+    python benchmarks/seeded.py pixel-models        # train rows x 3 seeds, score, write JSON
+    python benchmarks/seeded.py pixel-models --collect   # only read the runs into the JSON
+    python benchmarks/seeded.py --list              # the comparisons
+
+Each comparison is a few rows, each row one ``unsup train`` command, run with seeds 0, 1 and 2 for
+the same wall-clock budget, two at a time, each on its own pinned core with one thread, then
+scored by ``unsup`` itself:
+
+- ``pixel-models``: plain against Gated PixelCNN, and PixelSNAIL, on binarised Fashion-MNIST
+  (``x/255 > 0.5``), each with its CPU defaults at batch 32 (the course's architecture table), 5
+  minutes; the exact test NLL on the whole test split.
+- ``sparse-attention``: the transformer (2 layers, d_model 64, batch 32, as in that table) with
+  dense causal attention against the Sparse Transformer's ``strided`` and ``fixed`` patterns
+  (stride one image row, 28), on the same data, 5 minutes; exact test NLL, and the CPU seconds of
+  one training step (batch 32, sequence length 784) timed after training on one pinned core with
+  the other idle, median of repeats.
+- ``rotation-angles``: RotNet with 2, 4 or 8 angles on Fashion-MNIST, 3 minutes, batch 64; the
+  kept checkpoint's linear and kNN probe at 10 % of the labels (``unsup probe``, seed = run seed).
+- ``vae-posterior``: the VAE against the VAE with an IAF posterior (2 steps, its defaults), on
+  binarised Fashion-MNIST, 3 minutes, batch 64; the 100-sample importance-weighted bound on the
+  test NLL (an upper bound in expectation) over the whole test split, and the ELBO (K = 1).
+
+Every figure is a mean with its 95 % t-interval over the seeds (``pinned.interval``); the text of
+``docs/results.md`` ranks two rows only where their intervals do not overlap. Writes
+``benchmarks/results/seeded-NAME.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pinned import (  # benchmarks/: on sys.path
+    Job,
+    interval,
+    percent,
+    provenance,
+    train_here,
+    trained_at,
+    write_result,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = (0, 1, 2)
+BINARY = ["--data", "fashion-mnist", "--represent", "binary"]
+QUIET = ["--eval-every", "250", "--eval-batches", "5", "--no-progress"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Rows of ``unsup train`` arguments (model first) sharing ``common``, and how they are scored:
+    ``likelihood`` (the run's test.json), ``probe`` (``unsup probe``) or ``importance`` (the
+    run's test.json at ``--eval-samples`` and ``unsup eval --importance-samples 1``)."""
+
+    rows: dict[str, list[str]]
+    common: list[str]
+    score: str
+    step_time: bool = False  # also time one training step per row (CPU seconds, pinned, idle)
+    probe: list[str] = field(default_factory=list)
+
+
+COMPARISONS = {
+    "pixel-models": Comparison(
+        rows={"pixelcnn": ["pixelcnn"], "gated-pixelcnn": ["gated-pixelcnn"], "pixelsnail": ["pixelsnail"]},
+        common=[*BINARY, "--batch-size", "32", "--time", "5m", "--eval-time", "full", "--samples", "16",
+                *QUIET],
+        score="likelihood"),
+    "sparse-attention": Comparison(
+        rows={p: ["transformer", "--attention", p] for p in ("full", "strided", "fixed")},
+        common=[*BINARY, "--d-model", "64", "--num-layers", "2", "--batch-size", "32", "--time", "5m",
+                "--eval-time", "full", "--samples", "16", *QUIET],
+        score="likelihood", step_time=True),
+    "rotation-angles": Comparison(
+        rows={str(a): ["rotation", "--angles", str(a)] for a in (2, 4, 8)},
+        common=["--data", "fashion-mnist", "--represent", "native", "--batch-size", "64", "--time", "3m",
+                "--samples", "0", *QUIET],
+        score="probe", probe=["--labels", "10%", "--probes", "linear,knn", "--no-baselines", "--no-tsne"]),
+    "vae-posterior": Comparison(
+        rows={"vae": ["vae"], "vae-iaf": ["vae-iaf"]},
+        common=[*BINARY, "--batch-size", "64", "--time", "3m", "--eval-samples", "100", "--samples", "16",
+                *QUIET],
+        score="importance"),
+}
+
+
+def runs(name: str) -> Path:
+    return Path("runs/seeded") / name
+
+
+def train_command(name: str, row: str, seed: int) -> list[str]:
+    c = COMPARISONS[name]
+    model, *options = c.rows[row]
+    return ["unsup", "train", model, *c.common, *options, "--seed", str(seed),
+            "--out", str(runs(name) / f"{row}-s{seed}")]
+
+
+def score_command(name: str, row: str, seed: int) -> list[str] | None:
+    """The command that scores a trained run beyond its own test.json, or None."""
+    c, run = COMPARISONS[name], str(runs(name) / f"{row}-s{seed}")
+    if c.score == "probe":
+        return ["unsup", "probe", run, *c.probe, "--seed", str(seed), "--json"]
+    if c.score == "importance":
+        return ["unsup", "eval", run, "--importance-samples", "1", "--seed", str(seed), "--json"]
+    return None
+
+
+def step_seconds(run: Path, batch: int = 32, warmup: int = 2, repeats: int = 7) -> dict:
+    """CPU seconds of one training step (loss, backward) of ``run``'s model on ``batch`` test
+    examples, on this process's core with one thread: the median of ``repeats`` after ``warmup``."""
+    import torch
+
+    from unsup.train import load_run
+    from unsup.train.runs import run_data
+
+    os.sched_setaffinity(0, {0})  # one core, idle once the training jobs are done
+    torch.set_num_threads(1)
+    model, meta = load_run(run)
+    model.train()
+    x = run_data(meta, "test").x[:batch]
+    times = []
+    for i in range(warmup + repeats):
+        start = time.process_time()
+        model.zero_grad(set_to_none=True)
+        model.loss({"x": x})["loss"].backward()
+        if i >= warmup:
+            times.append(time.process_time() - start)
+    return {"median_seconds": statistics.median(times), "seconds": times, "batch": batch}
+
+
+def read_seed(name: str, row: str, seed: int) -> dict:
+    c, run = COMPARISONS[name], ROOT / runs(name) / f"{row}-s{seed}"
+    train, test = (json.loads((run / f).read_text()) for f in ("train.json", "test.json"))
+    commands = [train_command(name, row, seed)] + [s for s in [score_command(name, row, seed)] if s]
+    out = {"commands": [" ".join(["OMP_NUM_THREADS=1 taskset -c CORE", *cmd]) for cmd in commands],
+           "steps": train["steps"], "train_seconds": train["train_seconds"]}
+    if c.score in ("likelihood", "importance"):
+        out.update(test_nll_nats=test["nll_nats"], bpd=test["bpd"], n=test["n"], exact=test["exact"])
+    if c.score == "importance":
+        elbo = json.loads((run / "score-stdout.json").read_text())
+        out.update(importance_samples=int(c.common[c.common.index("--eval-samples") + 1]),
+                   elbo_nll_nats=elbo["nll_nats"], elbo_n=elbo["n"],
+                   kl_nats=(elbo.get("latent") or {}).get("kl"), active_units=test.get("active_units"))
+    if c.score == "probe":
+        probe = json.loads((run / "probe.json").read_text())
+        out.update(step_kept=probe["step"], pretext_test_loss=test.get("loss"),
+                   **{p: probe["features"]["run"][p]["accuracy"] for p in ("linear", "knn")})
+    return out
+
+
+def collect(name: str, doc: dict) -> dict:
+    c = COMPARISONS[name]
+    keys = {"likelihood": ["test_nll_nats", "bpd"], "importance": ["test_nll_nats", "elbo_nll_nats"],
+            "probe": ["linear", "knn"]}[c.score]
+    rows = {}
+    for r in c.rows:
+        seeds = {str(s): read_seed(name, r, s) for s in SEEDS}
+        rows[r] = {"seeds": seeds, "steps": interval([float(v["steps"]) for v in seeds.values()]),
+                   **{k: interval([v[k] for v in seeds.values()]) for k in keys}}
+        if c.step_time:
+            rows[r]["step_cpu_seconds"] = step_seconds(ROOT / runs(name) / f"{r}-s0")
+    doc["rows"] = rows
+    return doc
+
+
+def table(doc: dict) -> str:
+    """The comparison's table: mean [95 % interval] over the seeds per row."""
+    score, rows = doc["score"], doc["rows"]
+
+    def num(i: dict, digits: int) -> str:
+        return f"{i['mean']:.{digits}f} [{i['ci95'][0]:.{digits}f}, {i['ci95'][1]:.{digits}f}]"
+
+    if score == "probe":
+        lines = ["| row | steps | linear % | kNN % | step kept |", "|---|---|---|---|---|"]
+        for r, e in rows.items():
+            kept = ", ".join(str(v["step_kept"]) for v in e["seeds"].values())
+            lines.append(f"| {r} | {e['steps']['mean']:.0f} | {percent(e['linear'])} | {percent(e['knn'])} | "
+                         f"{kept} |")
+    elif score == "importance":
+        lines = ["| row | steps | ELBO bound, nats | 100-sample bound, nats | bound gain from K = 100 |",
+                 "|---|---|---|---|---|"]
+        for r, e in rows.items():
+            gain = interval([v["elbo_nll_nats"] - v["test_nll_nats"] for v in e["seeds"].values()])
+            lines.append(f"| {r} | {e['steps']['mean']:.0f} | {num(e['elbo_nll_nats'], 2)} | "
+                         f"{num(e['test_nll_nats'], 2)} | {num(gain, 2)} |")
+    else:
+        timed = any("step_cpu_seconds" in e for e in rows.values())
+        lines = ["| row | steps | test NLL, nats/image (exact) | bits/dim |"
+                 + (" CPU s per step (batch 32) |" if timed else ""),
+                 "|---|---|---|---|" + ("---|" if timed else "")]
+        for r, e in rows.items():
+            cell = f" {e['step_cpu_seconds']['median_seconds']:.3f} |" if timed else ""
+            lines.append(f"| {r} | {e['steps']['mean']:.0f} | {num(e['test_nll_nats'], 2)} | "
+                         f"{num(e['bpd'], 4)} |{cell}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name", nargs="?", choices=sorted(COMPARISONS), help="the comparison to run")
+    ap.add_argument("--collect", action="store_true", help="only read the trained runs")
+    ap.add_argument("--list", action="store_true", help="print the comparisons and their commands")
+    args = ap.parse_args()
+    if args.list or args.name is None:
+        for name in COMPARISONS:
+            print(name, *(" ".join(train_command(name, r, 0)) for r in COMPARISONS[name].rows), sep="\n  ")
+        return
+    name, c = args.name, COMPARISONS[args.name]
+    doc = provenance("benchmarks/seeded.py", sys.argv[1:])
+    doc.update(comparison=name, score=c.score, threads={"train": 1, "score": 1})
+    if not args.collect:
+        jobs = [Job(f"{r}-s{s}", train_command(name, r, s),
+                    record=ROOT / runs(name) / f"{r}-s{s}" / "job.json") for s in SEEDS for r in c.rows]
+        jobs += [Job(f"score {r}-s{s}", cmd, after=(f"{r}-s{s}",),
+                     stdout=ROOT / runs(name) / f"{r}-s{s}" / "score-stdout.json")
+                 for s in SEEDS for r in c.rows if (cmd := score_command(name, r, s))]
+        train_here(ROOT / runs(name), doc["git_commit"], jobs)
+    doc["trained_git_commit"] = trained_at(ROOT / runs(name))
+    write_result(ROOT / "benchmarks" / "results" / f"seeded-{name}.json", collect(name, doc), table)
+
+
+if __name__ == "__main__":
+    main()
