@@ -662,10 +662,7 @@ def sections() -> list[tuple[str, str]]:
             ("VQ-VAE (issue #5)", vq_table())]
     out += [(f"Representation learning on {data} (issue #6)", representation_table(data))
             for data in ("fashion", "cifar")]
-    out += [("Rotation: number of angles (issue #6)",
-             ablation_table([("2", "rep-rotation2-fashion"), ("4", "rep-rotation-fashion"),
-                             ("8", "rep-rotation8-fashion")], "angles")),
-            ("Denoising: masking-noise level (issue #6)",
+    out += [("Denoising: masking-noise level (issue #6)",
              ablation_table([("0", "rep-dae0-fashion"), ("0.1", "rep-dae0.1-fashion"),
                              ("0.25", "rep-denoising-autoencoder-fashion"), ("0.5", "rep-dae0.5-fashion")],
                             "noise level")),
@@ -708,7 +705,13 @@ def sections() -> list[tuple[str, str]]:
     out += [(title, script_table(script, name)) for title, script, name in (
         ("FVSBN, NADE and MADE's orderings (issue #23)", "autoregressive_lines", "autoregressive-lines"),
         ("Transfer of a self-supervised representation (issue #23)", "transfer", "transfer"),
-        ("Denoising: noise types, three probes (issue #23)", "denoising_noise", "denoising-noise"))]
+        ("Denoising: noise types, three probes (issue #23)", "denoising_noise", "denoising-noise"),
+        ("Rotation: number of angles, 3 seeds (issues #6, #23)", "seeded", "seeded-rotation-angles"),
+        ("Plain against Gated PixelCNN, and PixelSNAIL, 3 seeds (issues #3, #23)", "seeded",
+         "seeded-pixel-models"),
+        ("Sparse against dense attention, 3 seeds (issue #23)", "seeded", "seeded-sparse-attention"),
+        ("Glow's initialisations ablated, 3 seeds (issue #23)", "seeded", "seeded-flow-init"),
+        ("The IAF posterior against the VAE's, 3 seeds (issue #23)", "seeded", "seeded-vae-posterior"))]
     return out
 
 

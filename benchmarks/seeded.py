@@ -18,6 +18,17 @@ scored by ``unsup`` itself:
   the other idle, median of repeats.
 - ``rotation-angles``: RotNet with 2, 4 or 8 angles on Fashion-MNIST, 3 minutes, batch 64; the
   kept checkpoint's linear and kNN probe at 10 % of the labels (``unsup probe``, seed = run seed).
+- ``flow-init``: Glow's two initialisations ablated on 8-bit Fashion-MNIST, defaults at batch
+  32 (as the flows' recipes), 3 minutes: the defaults (actnorm initialised from the first batch,
+  couplings' last layer at zero), ``--no-actnorm-init``, ``--no-zero-init``; the dequantised
+  test bits/dim (a bound) on the whole test split. A run that diverges counts as diverged.
+- ``generative-codes``: the codes of generative models as representations, beside a plain
+  autoencoder and SimCLR, on 8-bit Fashion-MNIST, batch 64, 4 minutes: the conv VAE's posterior
+  mean, the same with beta = 4, VQ-VAE's pre-quantisation encoder output, Glow's latents; the
+  probes of ``rotation-angles``.
+- ``toy-2d-image``: the histogram (one logit per cell), MADE and PixelCNN on 2-D pixel positions
+  drawn from the camera image, batch 256, 1 minute (the section-1 recipes' settings); exact test
+  NLL, beside the NLL of the same test points under the true density (the floor).
 - ``vae-posterior``: the VAE against the VAE with an IAF posterior (2 steps, its defaults), on
   binarised Fashion-MNIST, 3 minutes, batch 64; the 100-sample importance-weighted bound on the
   test NLL (an upper bound in expectation) over the whole test split, and the ELBO (K = 1).
@@ -31,10 +42,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,6 +78,23 @@ class Comparison:
     score: str
     step_time: bool = False  # also time one training step per row (CPU seconds, pinned, idle)
     probe: list[str] = field(default_factory=list)
+    reference: Callable[[Path], float] | None = None  # a run's test NLL under the true density
+
+
+def camera_density_nll(run: Path) -> float:
+    """Test NLL (nats per example) of ``toy-2d-image`` under the distribution it is drawn from:
+    the camera image's normalised intensities (``unsup.data.toy.image_density``)."""
+    import torch
+
+    from unsup.data.toy import image_density
+    from unsup.train import load_run
+    from unsup.train.runs import run_data
+
+    _, meta = load_run(run)
+    x = run_data(meta, "test").x  # (N, 2): (column, d - 1 - row)
+    d = meta["spec"]["levels"]
+    p = torch.from_numpy(image_density(d))
+    return float(-torch.log(p[d - 1 - x[:, 1], x[:, 0]]).mean())
 
 
 COMPARISONS = {
@@ -83,6 +113,23 @@ COMPARISONS = {
         common=["--data", "fashion-mnist", "--represent", "native", "--batch-size", "64", "--time", "3m",
                 "--samples", "0", *QUIET],
         score="probe", probe=["--labels", "10%", "--probes", "linear,knn", "--no-baselines", "--no-tsne"]),
+    "flow-init": Comparison(
+        rows={"default": ["glow"], "no-actnorm-init": ["glow", "--no-actnorm-init"],
+              "no-zero-init": ["glow", "--no-zero-init"]},
+        common=["--data", "fashion-mnist", "--batch-size", "32", "--time", "3m", "--eval-time", "full",
+                "--samples", "16", *QUIET],
+        score="likelihood"),
+    "generative-codes": Comparison(
+        rows={"vae": ["vae", "--arch", "conv"], "beta-vae": ["vae", "--arch", "conv", "--beta", "4"],
+              "vqvae": ["vqvae"], "glow": ["glow"], "autoencoder": ["autoencoder"], "simclr": ["simclr"]},
+        common=["--data", "fashion-mnist", "--represent", "native", "--batch-size", "64", "--time", "4m",
+                "--samples", "0", *QUIET],
+        score="probe", probe=["--labels", "10%", "--probes", "linear,knn", "--no-baselines", "--no-tsne"]),
+    "toy-2d-image": Comparison(
+        rows={"histogram": ["histogram", "--lr", "0.05"], "made": ["made"], "pixelcnn": ["pixelcnn"]},
+        common=["--data", "toy-2d-image", "--batch-size", "256", "--time", "1m", "--eval-every", "200",
+                "--samples", "0", "--no-progress"],
+        score="likelihood", reference=camera_density_nll),
     "vae-posterior": Comparison(
         rows={"vae": ["vae"], "vae-iaf": ["vae-iaf"]},
         common=[*BINARY, "--batch-size", "64", "--time", "3m", "--eval-samples", "100", "--samples", "16",
@@ -137,17 +184,21 @@ def step_seconds(run: Path, batch: int = 32, warmup: int = 2, repeats: int = 7) 
 
 def read_seed(name: str, row: str, seed: int) -> dict:
     c, run = COMPARISONS[name], ROOT / runs(name) / f"{row}-s{seed}"
-    train, test = (json.loads((run / f).read_text()) for f in ("train.json", "test.json"))
     commands = [train_command(name, row, seed)] + [s for s in [score_command(name, row, seed)] if s]
-    out = {"commands": [" ".join(["OMP_NUM_THREADS=1 taskset -c CORE", *cmd]) for cmd in commands],
-           "steps": train["steps"], "train_seconds": train["train_seconds"]}
+    out = {"commands": [" ".join(["OMP_NUM_THREADS=1 taskset -c CORE", *cmd]) for cmd in commands]}
+    if not (run / "test.json").exists():  # the training command failed: its error, from run_jobs
+        return {**out, "failed": json.loads((run / "job.json").read_text())["error"]}
+    train, test = (json.loads((run / f).read_text()) for f in ("train.json", "test.json"))
+    out.update(steps=train["steps"], train_seconds=train["train_seconds"])
     if c.score in ("likelihood", "importance"):
-        out.update(test_nll_nats=test["nll_nats"], bpd=test["bpd"], n=test["n"], exact=test["exact"])
+        out.update(test_nll_nats=test["nll_nats"], bpd=test["bpd"], n=test["n"], exact=test["exact"],
+                   dims=round(test["nll_nats"] / test["bpd"] / math.log(2)))
     if c.score == "importance":
         elbo = json.loads((run / "score-stdout.json").read_text())
         out.update(importance_samples=int(c.common[c.common.index("--eval-samples") + 1]),
                    elbo_nll_nats=elbo["nll_nats"], elbo_n=elbo["n"],
-                   kl_nats=(elbo.get("latent") or {}).get("kl"), active_units=test.get("active_units"))
+                   kl_nats=test["latent"]["kl"], active_units=test["latent"]["active_units"],
+                   latent_dims=test["latent"]["latent_dims"])
     if c.score == "probe":
         probe = json.loads((run / "probe.json").read_text())
         out.update(step_kept=probe["step"], pretext_test_loss=test.get("loss"),
@@ -162,11 +213,17 @@ def collect(name: str, doc: dict) -> dict:
     rows = {}
     for r in c.rows:
         seeds = {str(s): read_seed(name, r, s) for s in SEEDS}
-        rows[r] = {"seeds": seeds, "steps": interval([float(v["steps"]) for v in seeds.values()]),
-                   **{k: interval([v[k] for v in seeds.values()]) for k in keys}}
+        done = [v for v in seeds.values() if "failed" not in v]  # intervals over the runs that finished
+        rows[r] = {"seeds": seeds, "failed": len(seeds) - len(done)}
+        if done:
+            rows[r].update(steps=interval([float(v["steps"]) for v in done]),
+                           **{k: interval([v[k] for v in done]) for k in keys})
         if c.step_time:
             rows[r]["step_cpu_seconds"] = step_seconds(ROOT / runs(name) / f"{r}-s0")
     doc["rows"] = rows
+    if c.reference is not None:
+        doc["reference"] = {"row": "the true density", "test_nll_nats": interval(
+            [c.reference(ROOT / runs(name) / f"{next(iter(c.rows))}-s{s}") for s in SEEDS])}
     return doc
 
 
@@ -177,28 +234,40 @@ def table(doc: dict) -> str:
     def num(i: dict, digits: int) -> str:
         return f"{i['mean']:.{digits}f} [{i['ci95'][0]:.{digits}f}, {i['ci95'][1]:.{digits}f}]"
 
+    failed = {r: f" ({e['failed']} of {len(e['seeds'])} seeds failed)" if e.get("failed") else ""
+              for r, e in rows.items()}
+    rows = {r: e for r, e in rows.items() if e.get("failed", 0) < len(e["seeds"])}
+
     if score == "probe":
         lines = ["| row | steps | linear % | kNN % | step kept |", "|---|---|---|---|---|"]
         for r, e in rows.items():
             kept = ", ".join(str(v["step_kept"]) for v in e["seeds"].values())
-            lines.append(f"| {r} | {e['steps']['mean']:.0f} | {percent(e['linear'])} | {percent(e['knn'])} | "
-                         f"{kept} |")
+            lines.append(f"| {r}{failed[r]} | {e['steps']['mean']:.0f} | {percent(e['linear'])} | "
+                         f"{percent(e['knn'])} | {kept} |")
     elif score == "importance":
-        lines = ["| row | steps | ELBO bound, nats | 100-sample bound, nats | bound gain from K = 100 |",
-                 "|---|---|---|---|---|"]
+        lines = ["| row | steps | bound K = 1 (-ELBO), nats | bound K = 100, nats | K = 100 tighter by | "
+                 "KL, nats | active units |", "|---|---|---|---|---|---|---|"]
         for r, e in rows.items():
-            gain = interval([v["elbo_nll_nats"] - v["test_nll_nats"] for v in e["seeds"].values()])
-            lines.append(f"| {r} | {e['steps']['mean']:.0f} | {num(e['elbo_nll_nats'], 2)} | "
-                         f"{num(e['test_nll_nats'], 2)} | {num(gain, 2)} |")
+            done = [v for v in e["seeds"].values() if "failed" not in v]
+            gain = interval([v["elbo_nll_nats"] - v["test_nll_nats"] for v in done])
+            active = ", ".join(f"{v['active_units']}/{v['latent_dims']}" for v in done)
+            lines.append(f"| {r}{failed[r]} | {e['steps']['mean']:.0f} | {num(e['elbo_nll_nats'], 2)} | "
+                         f"{num(e['test_nll_nats'], 2)} | {num(gain, 2)} | "
+                         f"{num(interval([v['kl_nats'] for v in done]), 2)} | {active} |")
     else:
         timed = any("step_cpu_seconds" in e for e in rows.values())
-        lines = ["| row | steps | test NLL, nats/image (exact) | bits/dim |"
+        exact = all(v.get("exact") is not False for e in rows.values() for v in e["seeds"].values())
+        lines = [f"| row | steps | test NLL, nats/image ({'exact' if exact else 'bound'}) | bits/dim |"
                  + (" CPU s per step (batch 32) |" if timed else ""),
                  "|---|---|---|---|" + ("---|" if timed else "")]
         for r, e in rows.items():
             cell = f" {e['step_cpu_seconds']['median_seconds']:.3f} |" if timed else ""
-            lines.append(f"| {r} | {e['steps']['mean']:.0f} | {num(e['test_nll_nats'], 2)} | "
+            lines.append(f"| {r}{failed[r]} | {e['steps']['mean']:.0f} | {num(e['test_nll_nats'], 2)} | "
                          f"{num(e['bpd'], 4)} |{cell}")
+        if "reference" in doc:  # the data's own distribution on the same test splits: the floor
+            ref, dims = doc["reference"]["test_nll_nats"], next(iter(rows.values()))["seeds"]["0"]
+            bpd = interval([v / math.log(2) / dims["dims"] for v in ref["values"]])
+            lines.append(f"| {doc['reference']['row']} | - | {num(ref, 2)} | {num(bpd, 4)} |")
     return "\n".join(lines)
 
 

@@ -100,6 +100,34 @@ def test_actnorm_initialises_from_the_first_batch():
     assert torch.equal(layer.bias, before) and bool(layer.initialized)
 
 
+@pytest.mark.parametrize("actnorm_init, zero_init", [(True, True), (False, True), (True, False)])
+def test_glow_starts_standardised_with_identity_couplings_unless_ablated(actnorm_init, zero_init):
+    """Glow's two initialisations (Kingma & Dhariwal 2018, Sec. 3.1 and 3.3), seen through the
+    first training batch: every actnorm's output has zero mean and unit variance per channel and
+    every affine coupling returns its input. ``actnorm_init=False`` leaves the actnorms the
+    identity; ``zero_init=False`` makes the couplings move their input from the start."""
+    torch.manual_seed(0)
+    model = unsup.create("glow", DataSpec((1, 8, 8), 256), hidden=8, flow_steps=2,
+                         actnorm_init=actnorm_init, zero_init=zero_init)
+    seen = {}
+    for m in model.modules():
+        if isinstance(m, ActNorm | Coupling):
+            m.register_forward_hook(lambda m, args, out: seen.update({m: (args[0], out[0])}))
+    model.train()
+    model.log_prob(torch.randint(256, (64, 1, 8, 8)))
+    actnorms = [v for m, v in seen.items() if isinstance(m, ActNorm)]
+    couplings = [v for m, v in seen.items() if isinstance(m, Coupling)]
+    assert len(actnorms) == len(couplings) == 4  # 2 levels x 2 steps
+    for x, y in actnorms:
+        if actnorm_init:
+            assert torch.allclose(y.mean((0, 2, 3)), torch.zeros(y.shape[1]), atol=1e-4)
+            assert torch.allclose(y.std((0, 2, 3), unbiased=False), torch.ones(y.shape[1]), atol=1e-3)
+        else:
+            assert torch.equal(y, x)
+    for x, y in couplings:
+        assert torch.allclose(y, x, atol=1e-6) == zero_init
+
+
 def test_masks_partition_and_alternate():
     for kind, shape in [("checkerboard", (1, 4, 6)), ("channel", (4, 3, 3)), ("random", (1, 6, 6)),
                         ("checkerboard", (7,)), ("channel", (7,)), ("random", (9,))]:
@@ -122,6 +150,7 @@ MODELS = [("realnvp", {"hidden": 8, "blocks": 1}),
           ("realnvp", {"hidden": 8, "blocks": 1, "mask": "random", "batch_norm": False}),
           ("glow", {"hidden": 8, "flow_steps": 2}),
           ("glow", {"hidden": 8, "flow_steps": 2, "additive": True, "num_levels": 1}),
+          ("glow", {"hidden": 8, "flow_steps": 2, "actnorm_init": False, "zero_init": False}),
           ("nice", {"hidden": 8, "layers": 1})]
 # Flow++'s own inversion and log-det tests are in test_flowpp.py; the shared behaviour is here.
 FLOWPP = [("flow++", {"hidden": 8, "flow_steps": 2, "components": 3}),

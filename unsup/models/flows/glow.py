@@ -5,13 +5,20 @@ One *step of flow* [1, Fig. 2a] over ``(C, H, W)`` is
     actnorm  ->  invertible 1x1 convolution  ->  affine coupling (channel split),
 
 * actnorm: per-channel ``y = (v + b) * exp(log_s)``, initialised on the first training batch so
-  its output has zero mean and unit variance per channel; ``log |det| = H W sum log_s``;
+  its output has zero mean and unit variance per channel (``actnorm_init``); ``log |det| = H W
+  sum log_s``;
 * 1x1 convolution ``y = W v`` at every pixel, ``W = P L (U + diag(sign * exp(log_s)))`` in LU
   form, so ``log |det| = H W sum log_s`` (a learned generalisation of RealNVP's fixed
   channel permutations);
 * affine coupling on the first half of the channels (the 1x1 convolution decides what the
-  halves are), ``s, t`` from a convolutional network whose last layer starts at zero, so that
-  every step starts as the identity.
+  halves are), ``s, t`` from a convolutional network whose last layer starts at zero
+  (``zero_init``), so that every coupling starts as the identity.
+
+The two initialisations are what lets a deep flow train at a large learning rate from the first
+step [1, Sec. 3.1 and 3.3]: before any update every activation is standardised and every
+coupling passes its input through. ``actnorm_init=False`` (actnorm starts as the identity) and
+``zero_init=False`` (PyTorch's default initialisation of the coupling networks' last layer) turn
+them off for the ablation in ``benchmarks/seeded.py flow-init``.
 
 The multi-scale architecture [1, Fig. 2b] has ``num_levels`` levels: squeeze, ``flow_steps`` steps of
 flow, then (except at the last level) half of the channels are factored out as final latents.
@@ -46,6 +53,10 @@ class GlowConfig:
         additive: additive couplings (``s = 0``), the paper's alternative.
         alpha: the logit transform's margin.
         conditional: class-conditional prior ``N(mu_y, I)``.
+        actnorm_init: actnorm's data-dependent initialisation on the first training batch (False:
+            it starts as the identity; an ablation).
+        zero_init: the coupling networks' last convolution starts at zero (False: PyTorch's
+            default initialisation; an ablation).
     """
 
     num_levels: int = 2
@@ -55,6 +66,8 @@ class GlowConfig:
     additive: bool = False
     alpha: float = 0.05
     conditional: bool = False
+    actnorm_init: bool = True
+    zero_init: bool = True
 
 
 @register(
@@ -95,9 +108,10 @@ class Glow(FlowModel):
         squeezed = (4 * ch, h // 2, w // 2)
         steps: list[Flow] = []
         for k in range(c.flow_steps):
-            steps += [ActNorm(squeezed[0]), InvertibleConv1x1(squeezed[0], seed=seed + k),
+            steps += [ActNorm(squeezed[0], data_init=c.actnorm_init),
+                      InvertibleConv1x1(squeezed[0], seed=seed + k),
                       image_coupling("channel", squeezed, 0, c.hidden, c.blocks,
-                                     additive=c.additive)]
+                                     additive=c.additive, zero_init=c.zero_init)]
         inner = None if levels_left == 1 else \
             self._level((2 * ch, h // 2, w // 2), levels_left - 1, seed + 1000)
         return MultiScale(Sequential(*steps), inner)

@@ -168,13 +168,19 @@ class Coupling(Flow):
 
 
 class ActNorm(Flow):
-    """Per-channel affine map with data-dependent initialisation (Glow, Sec. 3.1)."""
+    """Per-channel affine map with data-dependent initialisation (Glow, Sec. 3.1).
 
-    def __init__(self, channels: int) -> None:
+    Args:
+        channels: channels (dimension 1 of the input).
+        data_init: set ``bias`` and ``log_scale`` on the first training batch so the output has
+            zero mean and unit variance per channel; False starts as the identity (an ablation).
+    """
+
+    def __init__(self, channels: int, data_init: bool = True) -> None:
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(channels))
         self.log_scale = nn.Parameter(torch.zeros(channels))
-        self.register_buffer("initialized", torch.tensor(False))
+        self.register_buffer("initialized", torch.tensor(not data_init))
 
     def _view(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return t.view(1, -1, *([1] * (x.dim() - 2)))
@@ -316,18 +322,21 @@ class MultiScale(Flow):
 class ResNetCoupling(nn.Module):
     """The ``s, t`` network of an image coupling: 3x3 conv, residual blocks, 3x3 conv to ``2C``.
 
-    The last convolution starts at zero, so every coupling starts as the identity (Glow).
+    The last convolution starts at zero, so every coupling starts as the identity (Glow);
+    ``zero_init=False`` leaves it at PyTorch's default initialisation (an ablation).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, hidden: int, blocks: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, hidden: int, blocks: int,
+                 zero_init: bool = True) -> None:
         super().__init__()
         self.inp = nn.Conv2d(in_channels, hidden, 3, padding=1)
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(),
                           nn.Conv2d(hidden, hidden, 1)) for _ in range(blocks))
         self.out = nn.Conv2d(hidden, out_channels, 3, padding=1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        if zero_init:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.inp(x)

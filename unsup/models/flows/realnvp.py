@@ -82,10 +82,12 @@ class RealNVPConfig:
 
 
 def image_coupling(kind: str, shape: tuple[int, int, int], parity: int, hidden: int, blocks: int,
-                   seed: int = 0, additive: bool = False) -> Coupling:
-    """A coupling layer over images of ``shape`` with a residual ``s, t`` network."""
+                   seed: int = 0, additive: bool = False, zero_init: bool = True) -> Coupling:
+    """A coupling layer over images of ``shape`` with a residual ``s, t`` network (its last layer
+    zero-initialised unless ``zero_init`` is False)."""
     mask = coupling_mask(kind, shape, parity, seed)
-    net = ResNetCoupling(Coupling.net_channels(shape[0], mask), 2 * shape[0], hidden, blocks)
+    net = ResNetCoupling(Coupling.net_channels(shape[0], mask), 2 * shape[0], hidden, blocks,
+                         zero_init=zero_init)
     return Coupling(mask, net, additive=additive)
 
 
