@@ -257,7 +257,7 @@ def table(doc: dict) -> str:
     else:
         timed = any("step_cpu_seconds" in e for e in rows.values())
         exact = all(v.get("exact") is not False for e in rows.values() for v in e["seeds"].values())
-        lines = [f"| row | steps | test NLL, nats/image ({'exact' if exact else 'bound'}) | bits/dim |"
+        lines = [f"| row | steps | test NLL, nats/example ({'exact' if exact else 'bound'}) | bits/dim |"
                  + (" CPU s per step (batch 32) |" if timed else ""),
                  "|---|---|---|---|" + ("---|" if timed else "")]
         for r, e in rows.items():
