@@ -134,6 +134,28 @@ def test_one_layer_maf_is_the_gaussian_autoregressive_model():
     assert torch.allclose(x_anc, x, atol=1e-8, rtol=0)
 
 
+@pytest.mark.parametrize("kind, sign", [("maf", -1.0), ("iaf", 1.0)])
+def test_the_sequential_pass_survives_values_that_only_garbage_would_overflow(kind, sign):
+    """The D-pass direction (MAF's sampling, IAF's density) must not feed not-yet-valid values to
+    the MADE: here the third dimension's scale is exp(50 * second value), exp(50 * 3 e^-10) at the
+    true value but exp(150) at the first pass's placeholder 3 (it overflows float32). A plain fixed-point
+    iteration turns the inf into NaN everywhere (inf * 0 at the masked input); ancestral order
+    gives the exact answer."""
+    made = GaussianMADE(3, 4, 0, ordering(3, False))
+    with torch.no_grad():
+        w = torch.zeros(6, 3)
+        w[4, 0] = 10.0 * sign   # alpha_2 from dimension 1: the second value is 3 e^-10 (a 1 there)
+        w[5, 1] = -50.0 * sign  # alpha_3 from dimension 2: exp(150) when 3 is put there instead
+        made.layers[0].weight.copy_(w)
+    layer = LAYERS[kind](made)
+    given = torch.tensor([[1.0, 3.0, 1.0]])
+    out = layer.inverse(given) if kind == "maf" else layer(given)[0]
+    second = 3.0 * math.exp(-10.0)
+    expected = torch.tensor([[1.0, second, math.exp(50.0 * second)]])
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, expected, rtol=1e-6, atol=0)
+
+
 def test_iaf_density_of_its_own_samples_is_one_pass():
     """x = IAF(z) in one pass; log p(x) from the D-pass density equals log N(z) - logdet with the
     logdet of the sampling pass, and the density pass recovers z."""

@@ -44,11 +44,15 @@ data point needs ``D`` passes per layer, so training IAF by maximum likelihood o
 dimensions (e.g. 784 for MNIST) is slow. [1] discusses both as the two directions of the same
 autoregressive transform.
 
-The ``D`` sequential passes are a fixed-point iteration without in-place writes (so autograd works
-through it): ``u^(0) = 0``, ``u^(t+1) = g(u^(t))`` with ``g`` the one-pass map of the other side
-(e.g. MAF's inverse iterates ``u -> z exp(alpha(u)) + mu(u)``). After ``t`` passes the first ``t``
-dimensions in the ordering are exact, since each depends only on earlier ones; after ``D`` passes
-all are, and the last pass's ``alpha`` is the exact log-scale for the log-determinant.
+The ``D`` sequential passes are ancestral sampling written without in-place writes (so autograd
+works through it): ``u^(0) = 0``, and pass ``t`` applies the one-pass map ``g`` of the other side
+(e.g. MAF's inverse ``u -> z exp(alpha(u)) + mu(u)``) and keeps the result only at the dimensions
+at positions ``<= t`` in the ordering, the rest staying 0: ``u^(t) = [pi <= t] g(u^(t-1))``. The
+dimension at position ``t`` depends only on earlier ones, so it is exact after pass ``t``; after
+``D`` passes all are, and the last pass's ``alpha`` is the exact log-scale for the
+log-determinant. Keeping the unknown dimensions at 0 matters for a trained network: fed the
+not-yet-valid values of a plain fixed-point iteration, ``exp(alpha)`` can overflow, and an
+``inf`` at a masked input still turns every output into NaN (``inf * 0``).
 
 **The model.** An example is flattened to ``D`` dimensions, preprocessed as in
 :mod:`unsup.models.flows.base` (dequantisation and the logit transform for discrete data; continuous data
@@ -155,9 +159,9 @@ class MAFLayer(Flow):
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
         x = torch.zeros_like(z)
-        for _ in range(self.made.dims):  # after t passes the first t dimensions are exact
+        for t in range(1, self.made.dims + 1):  # pass t fixes the dimension at position t
             mu, alpha = self.made(x)
-            x = z * torch.exp(alpha) + mu
+            x = torch.where(self.made.order <= t, z * torch.exp(alpha) + mu, 0.0)
         return x
 
 
@@ -171,9 +175,9 @@ class IAFLayer(Flow):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = torch.zeros_like(x)
         alpha = z
-        for _ in range(self.made.dims):  # after t passes the first t dimensions are exact
+        for t in range(1, self.made.dims + 1):  # pass t fixes the dimension at position t
             mu, alpha = self.made(z)
-            z = (x - mu) * torch.exp(-alpha)
+            z = torch.where(self.made.order <= t, (x - mu) * torch.exp(-alpha), 0.0)
         return z, -alpha.sum(1)  # the last pass saw every z_<d: its alpha is exact
 
     def inverse(self, z: torch.Tensor) -> torch.Tensor:
