@@ -6,8 +6,8 @@ MAF (issue #23: the equivalence shown as a table, not only as a test).
 
 Data: ``natural-patches`` (8x8 grey patches of scikit-image photos, mean-removed, continuous, so
 the flow's density is exact). ``unsup train maf --num-layers 1`` and the default MAF (5 layers)
-train for 1 minute each on one pinned core and thread, seed 0. Then, in float64 on one core, for
-the one-layer run (``MAFLayer`` and ``GaussianMADE`` of ``unsup.models.flows.maf``):
+train for 1 minute each on one pinned core and thread, seeds 0, 1 and 2. Then, in float64 on one
+core, for the one-layer run of seed 0 (``MAFLayer`` and ``GaussianMADE`` of ``unsup.models.flows.maf``):
 
 - the flow's test log-likelihood, ``log N(z; 0, I) + log |det dz/dx|`` with ``z = (x - mu(x))
   exp(-alpha(x))``, one pass of the MADE;
@@ -35,18 +35,19 @@ import sys
 import time
 from pathlib import Path
 
-from pinned import Job, provenance, train_here, trained_at, write_result  # benchmarks/: on sys.path
+from pinned import Job, interval, provenance, train_here, trained_at, write_result  # benchmarks/: on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path("runs/ar-flow-equivalence")
 RESULT = ROOT / "benchmarks" / "results" / "ar-flow-equivalence.json"
 ROWS = {"maf-1-layer": ["--num-layers", "1"], "maf-default": []}
+SEEDS = (0, 1, 2)
 
 
-def command(row: str) -> list[str]:
+def command(row: str, seed: int) -> list[str]:
     return ["unsup", "train", "maf", "--data", "natural-patches", *ROWS[row], "--time", "1m",
-            "--eval-every", "500", "--samples", "0", "--no-progress", "--seed", "0",
-            "--out", str(RUNS / row)]
+            "--eval-every", "500", "--samples", "0", "--no-progress", "--seed", str(seed),
+            "--out", str(RUNS / f"{row}-s{seed}")]
 
 
 def cpu_seconds(fn, repeats: int = 3) -> float:
@@ -127,15 +128,21 @@ def main() -> None:
     doc["threads"] = {"train": 1, "measure": 1}
     if not args.collect:
         train_here(ROOT / RUNS, doc["git_commit"],
-                   [Job(r, command(r), record=ROOT / RUNS / r / "job.json") for r in ROWS])
+                   [Job(f"{r}-s{s}", command(r, s), record=ROOT / RUNS / f"{r}-s{s}" / "job.json")
+                    for s in SEEDS for r in ROWS])
     doc["trained_git_commit"] = trained_at(ROOT / RUNS)
     doc["runs"] = {}
     for r in ROWS:
-        test, train = (json.loads((ROOT / RUNS / r / f).read_text()) for f in ("test.json", "train.json"))
-        doc["runs"][r] = {"command": " ".join(["OMP_NUM_THREADS=1 taskset -c CORE", *command(r)]),
-                          "steps": train["steps"],
-                          **{k: test[k] for k in ("n", "nll_nats", "exact", "likelihood") if k in test}}
-    doc["one_layer"] = measure(ROOT / RUNS / "maf-1-layer")
+        seeds = {}
+        for s in SEEDS:
+            run = ROOT / RUNS / f"{r}-s{s}"
+            test, train = (json.loads((run / f).read_text()) for f in ("test.json", "train.json"))
+            seeds[str(s)] = {"command": " ".join(["OMP_NUM_THREADS=1 taskset -c CORE", *command(r, s)]),
+                             "steps": train["steps"],
+                             **{k: test[k] for k in ("n", "nll_nats", "exact", "likelihood") if k in test}}
+        doc["runs"][r] = {"seeds": seeds, "nll_nats": interval([v["nll_nats"] for v in seeds.values()]),
+                          "steps": interval([float(v["steps"]) for v in seeds.values()])}
+    doc["one_layer"] = measure(ROOT / RUNS / "maf-1-layer-s0")
     write_result(RESULT, doc, table)
 
 
@@ -155,9 +162,10 @@ def table(doc: dict) -> str:
         f"sampling {m['sampling_cpu_seconds']:.3f} ({m['dims']} passes) | ratio "
         f"{m['sampling_cpu_seconds'] / m['density_cpu_seconds']:.0f}× |",
         "",
-        "| run (1 minute, one core) | steps | test NLL, nats per patch (exact) |",
+        "| run (1 minute, one core) | steps | test NLL, nats per patch (exact), mean [95 % interval] |",
         "|---|---|---|",
-        *[f"| {r} | {e['steps']} | {e['nll_nats']:.3f} |" for r, e in runs.items()],
+        *[f"| {r} | {e['steps']['mean']:.0f} | {e['nll_nats']['mean']:.3f} [{e['nll_nats']['ci95'][0]:.3f}, "
+          f"{e['nll_nats']['ci95'][1]:.3f}] |" for r, e in runs.items()],
     ])
 
 
