@@ -711,7 +711,11 @@ def sections() -> list[tuple[str, str]]:
          "seeded-pixel-models"),
         ("Sparse against dense attention, 3 seeds (issue #23)", "seeded", "seeded-sparse-attention"),
         ("Glow's initialisations ablated, 3 seeds (issue #23)", "seeded", "seeded-flow-init"),
-        ("The IAF posterior against the VAE's, 3 seeds (issue #23)", "seeded", "seeded-vae-posterior"))]
+        ("The IAF posterior against the VAE's, 3 seeds (issue #23)", "seeded", "seeded-vae-posterior"),
+        ("The histogram, MADE and PixelCNN against the true density, 3 seeds (issues #2, #23)", "seeded",
+         "seeded-toy-2d-image"),
+        ("A one-layer MAF is a Gaussian autoregressive model (issue #23)", "ar_flow_equivalence",
+         "ar-flow-equivalence"))]
     return out
 
 
