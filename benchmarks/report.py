@@ -650,7 +650,8 @@ def script_table(script: str, name: str) -> str:
 
     doc = _load(name)
     if doc is None:
-        return f"(not measured yet: python benchmarks/{script}.py)"
+        argument = f" {name.removeprefix('seeded-')}" if script == "seeded" else ""
+        return f"(not measured yet: python benchmarks/{script}.py{argument})"
     sys.path.insert(0, str(ROOT / "benchmarks"))
     return importlib.import_module(script).table(doc)
 

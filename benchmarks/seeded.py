@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
 BINARY = ["--data", "fashion-mnist", "--represent", "binary"]
 QUIET = ["--eval-every", "250", "--eval-batches", "5", "--no-progress"]
+PROBE_10 = ["--labels", "10%", "--probes", "linear,knn", "--no-baselines", "--no-tsne"]  # linear + kNN, 10 %
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,10 @@ def camera_density_nll(run: Path) -> float:
     import torch
 
     from unsup.data.toy import image_density
-    from unsup.train import load_run
+    from unsup.train.checkpoint import read_metadata
     from unsup.train.runs import run_data
 
-    _, meta = load_run(run)
+    meta = read_metadata(run / "best.safetensors")["meta"]  # the run's data and spec, no weights
     x = run_data(meta, "test").x  # (N, 2): (column, d - 1 - row)
     d = meta["spec"]["levels"]
     p = torch.from_numpy(image_density(d))
@@ -112,7 +113,7 @@ COMPARISONS = {
         rows={str(a): ["rotation", "--angles", str(a)] for a in (2, 4, 8)},
         common=["--data", "fashion-mnist", "--represent", "native", "--batch-size", "64", "--time", "3m",
                 "--samples", "0", *QUIET],
-        score="probe", probe=["--labels", "10%", "--probes", "linear,knn", "--no-baselines", "--no-tsne"]),
+        score="probe", probe=PROBE_10),
     "flow-init": Comparison(
         rows={"default": ["glow"], "no-actnorm-init": ["glow", "--no-actnorm-init"],
               "no-zero-init": ["glow", "--no-zero-init"]},
@@ -124,7 +125,7 @@ COMPARISONS = {
               "vqvae": ["vqvae"], "glow": ["glow"], "autoencoder": ["autoencoder"], "simclr": ["simclr"]},
         common=["--data", "fashion-mnist", "--represent", "native", "--batch-size", "64", "--time", "4m",
                 "--samples", "0", *QUIET],
-        score="probe", probe=["--labels", "10%", "--probes", "linear,knn", "--no-baselines", "--no-tsne"]),
+        score="probe", probe=PROBE_10),
     "toy-2d-image": Comparison(
         rows={"histogram": ["histogram", "--lr", "0.05"], "made": ["made"], "pixelcnn": ["pixelcnn"]},
         common=["--data", "toy-2d-image", "--batch-size", "256", "--time", "1m", "--eval-every", "200",
