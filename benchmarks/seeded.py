@@ -26,6 +26,14 @@ scored by ``unsup`` itself:
   autoencoder and SimCLR, on 8-bit Fashion-MNIST, batch 64, 4 minutes: the conv VAE's posterior
   mean, the same with beta = 4, VQ-VAE's pre-quantisation encoder output, Glow's latents; the
   probes of ``rotation-angles``.
+- ``context-adversarial``: the context encoder with the L2 loss alone against L2 plus the
+  adversarial loss at the paper's weight (``--adversarial 0.001``), on the JPEG copy of CIFAR-10
+  (colour: where inpainting has something to show), the representation recipes' settings (batch
+  64, 4 minutes); the probes of ``rotation-angles``. The inpaintings of seed 0 of each row are
+  drawn by ``python benchmarks/representation.py pictures``.
+- ``cifar-methods``: the CIFAR-10 (JPEG copy) methods the representation section ranks from one
+  seed (split-brain, rotation, SimCLR, MoCo, CPC), at that table's settings (batch 64, 4
+  minutes); the probes of ``rotation-angles``.
 - ``toy-2d-image``: the histogram (one logit per cell), MADE and PixelCNN on 2-D pixel positions
   drawn from the camera image, batch 256, 1 minute (the section-1 recipes' settings); exact test
   NLL, beside the NLL of the same test points under the true density (the floor).
@@ -60,10 +68,12 @@ from pinned import (  # benchmarks/: on sys.path
     trained_at,
     write_result,
 )
+from recipes import CIFAR_DIR  # benchmarks/: on sys.path; the JPEG CIFAR-10 beside the repository
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
 BINARY = ["--data", "fashion-mnist", "--represent", "binary"]
+CIFAR = ["--data", "cifar10-jpeg", *CIFAR_DIR]
 QUIET = ["--eval-every", "250", "--eval-batches", "5", "--no-progress"]
 PROBE_10 = ["--labels", "10%", "--probes", "linear,knn", "--no-baselines", "--no-tsne"]  # linear + kNN, 10 %
 
@@ -125,6 +135,16 @@ COMPARISONS = {
               "vqvae": ["vqvae"], "glow": ["glow"], "autoencoder": ["autoencoder"], "simclr": ["simclr"]},
         common=["--data", "fashion-mnist", "--represent", "native", "--batch-size", "64", "--time", "4m",
                 "--samples", "0", *QUIET],
+        score="probe", probe=PROBE_10),
+    "context-adversarial": Comparison(
+        rows={"l2": ["context-encoder"], "l2+adversarial": ["context-encoder", "--adversarial", "0.001"]},
+        common=[*CIFAR, "--represent", "native", "--batch-size", "64", "--time", "4m", "--samples", "0",
+                *QUIET],
+        score="probe", probe=PROBE_10),
+    "cifar-methods": Comparison(
+        rows={m: [m] for m in ("split-brain", "rotation", "simclr", "moco", "cpc-image")},
+        common=[*CIFAR, "--represent", "native", "--batch-size", "64", "--time", "4m", "--samples", "0",
+                *QUIET],
         score="probe", probe=PROBE_10),
     "toy-2d-image": Comparison(
         rows={"histogram": ["histogram", "--lr", "0.05"], "made": ["made"], "pixelcnn": ["pixelcnn"]},
