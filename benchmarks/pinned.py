@@ -33,18 +33,24 @@ def provenance(script: str, argv: Sequence[str]) -> dict:
     """The first keys of a result JSON: the command that wrote it (with the ``OMP_NUM_THREADS`` and
     ``taskset`` pinning it ran under), the commit, the machine (torch
     threads, CPU model) and the load averages when it started."""
-    import torch
-
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
     prefix = []  # how the process was pinned, so that the command reruns it the same way
     if "OMP_NUM_THREADS" in os.environ:
         prefix.append(f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if cores and len(cores) < (os.cpu_count() or len(cores)):
         prefix += ["taskset", "-c", ",".join(map(str, cores))]
-    return {"command": " ".join([*prefix, "python", script, *argv]), "git_commit": git_commit(),
-            "threads": torch.get_num_threads(), "cpu": cpu, "load": list(os.getloadavg())}
+    return {"command": " ".join([*prefix, "python", script, *argv]), "git_commit": git_commit(), **machine()}
+
+
+def machine(threads: int | None = None) -> dict:
+    """The machine a result was measured on: torch's threads (or ``threads``, those of the
+    subprocess that did the work), the CPU model, and the load averages at this moment."""
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").exists() else "unknown"
+    return {"threads": torch.get_num_threads() if threads is None else threads, "cpu": cpu,
+            "load": list(os.getloadavg())}
 
 
 def interval(values: Sequence[float]) -> dict:

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from pinned import git_commit  # benchmarks/ is on sys.path
+from pinned import git_commit, machine  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parents[1]
 # cifar10-jpeg is a local archive that unsup never looks for on its own: the project's copy sits in
@@ -386,13 +386,22 @@ def evals_only(name: str) -> None:
     path.write_text(json.dumps(result, indent=2) + "\n")
 
 
+def parameters(run: Path) -> int:
+    """The trained model's parameter count (every tensor its optimisers update or could)."""
+    sys.path.insert(0, str(ROOT))
+    from unsup.train.runs import load_run
+
+    model, _ = load_run(run, "best")
+    return sum(p.numel() for p in model.parameters())
+
+
 def run(name: str) -> dict:
     out = ROOT / "runs" / "bench" / name
     if out.exists():
         shutil.rmtree(out)
     cmd = command(name)
     env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if name in ONE_CORE else {})}
-    t0 = time.time()
+    t0, started = time.time(), machine(1 if name in ONE_CORE else os.cpu_count())  # load before the run
     subprocess.run([sys.executable, "-m", "unsup.cli", *cmd[cmd.index("train"):]], check=True,
                    cwd=ROOT, env=env)
     if name in SAMPLES:
@@ -407,9 +416,8 @@ def run(name: str) -> dict:
         result["words"] = json.loads(done.stdout.strip().splitlines()[-1])
         result["words"]["command"] = " ".join(["unsup", "words", f"runs/bench/{name}", *WORDS[name]])
     # what made it first (command, commit, threads), then the run's own figures
-    result = {"command": " ".join(cmd), "git_commit": git_commit(),
-              "threads": 1 if name in ONE_CORE else os.cpu_count(), **result,
-              "train": json.loads((out / "train.json").read_text()),
+    result = {"command": " ".join(cmd), "git_commit": git_commit(), **started, **result,
+              "parameters": parameters(out), "train": json.loads((out / "train.json").read_text()),
               "wall_seconds": round(time.time() - t0, 1)}
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
     (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")

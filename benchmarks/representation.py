@@ -11,7 +11,8 @@ autoencoder) in docs/figures/ae-vs-pca.png and the numbers in benchmarks/results
 
 ``pictures``: what each run's pretext task does to 16 test images, evenly spaced in the test set so
 that every class shows (`unsup train`'s pictures: inpaintings, colourings, reconstructions), in
-docs/figures/NAME-*.png.
+docs/figures/NAME-*.png. A name is a recipe (runs/bench/NAME) or a run folder (e.g.
+runs/seeded/context-adversarial/l2-s0, drawn as docs/figures/context-adversarial-l2-s0-*.png).
 """
 
 from __future__ import annotations
@@ -69,12 +70,21 @@ def ae_vs_pca(names: list[str], examples: int = 16) -> dict:
     return result
 
 
+def run_folder(name: str) -> tuple[Path, str]:
+    """A recipe's run (runs/bench/NAME) or a run folder given by path, and the figures' prefix."""
+    path = ROOT / name
+    if (path / "train.json").exists():  # a run folder: named by its last two parts
+        return path, "-".join(path.parts[-2:])
+    return ROOT / "runs" / "bench" / name, name
+
+
 def pictures(names: list[str]) -> list[Path]:
     written = []
-    for name in names:
-        model, meta = load_run(ROOT / "runs" / "bench" / name, "best")
+    for given in names:
+        run, name = run_folder(given)
+        model, meta = load_run(run, "best")
         test = run_data(meta, "test")
-        out = ROOT / "runs" / "bench" / name / "pictures"
+        out = run / "pictures"
         out.mkdir(parents=True, exist_ok=True)
         pick = torch.linspace(0, len(test) - 1, 16).long()  # spread over the test set: every class
         for path in write_pictures(model.eval(), out, 16, test.x[pick], test.y[pick]):
@@ -87,7 +97,7 @@ def pictures(names: list[str]) -> list[Path]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["ae-vs-pca", "pictures"])
-    p.add_argument("names", nargs="+", help="recipe names (runs/bench/NAME)")
+    p.add_argument("names", nargs="+", help="recipe names (runs/bench/NAME), or run folders for pictures")
     args = p.parse_args()
     torch.manual_seed(0)
     if args.what == "ae-vs-pca":
