@@ -690,6 +690,8 @@ def sections() -> list[tuple[str, str]]:
         ("Rotation: number of angles, 3 seeds (issues #6, #23)", "seeded", "seeded-rotation-angles"),
         ("Plain against Gated PixelCNN, and PixelSNAIL, 3 seeds (issues #3, #23)", "seeded",
          "seeded-pixel-models"),
+        ("MADE, the LSTM and the WaveNet-style stack at the pixel models' settings, 3 seeds (issues #3, #23)",
+         "seeded", "seeded-architectures"),
         ("Sparse against dense attention, 3 seeds (issue #23)", "seeded", "seeded-sparse-attention"),
         ("Glow's initialisations ablated, 3 seeds (issue #23)", "seeded", "seeded-flow-init"),
         ("The IAF posterior against the VAE's, 3 seeds (issue #23)", "seeded", "seeded-vae-posterior"),

@@ -11,6 +11,10 @@ scored by ``unsup`` itself:
 - ``pixel-models``: plain against Gated PixelCNN, and PixelSNAIL, on binarised Fashion-MNIST
   (``x/255 > 0.5``), each with its CPU defaults at batch 32 (the course's architecture table), 5
   minutes; the exact test NLL on the whole test split.
+- ``architectures``: the rest of the course's architecture table at ``pixel-models``' settings
+  exactly (binarised Fashion-MNIST, batch 32, 5 minutes, exact NLL on the whole test split), so
+  that the two comparisons read as one: MADE (its defaults), the LSTM over pixels (one layer of
+  128) and the WaveNet-style stack (one stack, learned positions), as in the table's recipes.
 - ``sparse-attention``: the transformer (2 layers, d_model 64, batch 32, as in that table) with
   dense causal attention against the Sparse Transformer's ``strided`` pattern (stride one image
   row, 28), on the same data, 3 minutes; exact test NLL, and the CPU seconds of
@@ -111,6 +115,12 @@ def camera_density_nll(run: Path) -> float:
 COMPARISONS = {
     "pixel-models": Comparison(
         rows={"pixelcnn": ["pixelcnn"], "gated-pixelcnn": ["gated-pixelcnn"], "pixelsnail": ["pixelsnail"]},
+        common=[*BINARY, "--batch-size", "32", "--time", "5m", "--eval-time", "full", "--samples", "16",
+                *QUIET],
+        score="likelihood"),
+    "architectures": Comparison(
+        rows={"made": ["made"], "lstm": ["lstm", "--hidden", "128", "--num-layers", "1"],
+              "wavenet": ["wavenet", "--positions", "--num-stacks", "1"]},
         common=[*BINARY, "--batch-size", "32", "--time", "5m", "--eval-time", "full", "--samples", "16",
                 *QUIET],
         score="likelihood"),
