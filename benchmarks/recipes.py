@@ -3,6 +3,7 @@
     python benchmarks/recipes.py --list
     python benchmarks/recipes.py pixelcnn-fashion-binary      # one recipe
     python benchmarks/recipes.py --all                        # every recipe, one after another
+    python benchmarks/recipes.py --unrecorded --list          # those whose JSON has no commit yet
 
 Each recipe trains under a fixed seed and a stated CPU budget into runs/bench/NAME, then copies
 its test evaluation to benchmarks/results/NAME.json and its pictures to docs/figures/NAME-*.png.
@@ -386,6 +387,12 @@ def evals_only(name: str) -> None:
     path.write_text(json.dumps(result, indent=2) + "\n")
 
 
+def recorded(name: str) -> bool:
+    """Whether recipe ``name`` has a result JSON that records the commit it was made at."""
+    path = ROOT / "benchmarks" / "results" / f"{name}.json"
+    return path.exists() and bool(json.loads(path.read_text()).get("git_commit"))
+
+
 def parameters(run: Path) -> int:
     """The trained model's parameter count (every tensor its optimisers update or could)."""
     sys.path.insert(0, str(ROOT))
@@ -432,14 +439,23 @@ def main() -> None:
     p.add_argument("names", nargs="*", help="recipes to run")
     p.add_argument("--all", action="store_true", help="run every recipe")
     p.add_argument("--list", action="store_true", help="print the recipes and their commands")
+    p.add_argument("--unrecorded", action="store_true",
+                   help="only the recipes whose result JSON records no git commit (written before the "
+                        "recipes recorded it): with --list, their names; else, run them")
     p.add_argument("--evals-only", action="store_true",
                    help="only add the `unsup eval` results (EVALS) a finished recipe is missing")
     args = p.parse_args()
-    if args.list or not (args.names or args.all):
+    if args.unrecorded:
+        names = [n for n in RECIPES if not recorded(n)]
+        if args.list:
+            print(*names, sep="\n")
+            return
+    elif args.list or not (args.names or args.all):
         for name in RECIPES:
             print(f"{name}: {' '.join(command(name))}")
         return
-    names = list(RECIPES) if args.all else args.names
+    else:
+        names = list(RECIPES) if args.all else args.names
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         p.error(f"unknown recipe(s) {', '.join(unknown)}; see --list")
