@@ -233,6 +233,7 @@ def read_seed(name: str, row: str, seed: int) -> dict:
     if c.score == "probe":
         probe = json.loads((run / "probe.json").read_text())
         out.update(step_kept=probe["step"], pretext_test_loss=test.get("loss"),
+                   pretext_test_reconstruction=test.get("reconstruction"),  # e.g. inpainting MSE
                    **{p: probe["features"]["run"][p]["accuracy"] for p in ("linear", "knn")})
     return out
 
