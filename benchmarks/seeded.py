@@ -3,6 +3,7 @@
     python benchmarks/seeded.py pixel-models        # train rows x 3 seeds, score, write JSON
     python benchmarks/seeded.py pixel-models --collect   # only read the runs into the JSON
     python benchmarks/seeded.py --list              # the comparisons
+    python benchmarks/seeded.py cifar-methods --rows cpc-image   # train one (new) row, collect all
 
 Each comparison is a few rows, each row one ``unsup train`` command, run with seeds 0, 1 and 2 for
 the same wall-clock budget, two at a time, each on its own pinned core with one thread, then
@@ -68,6 +69,7 @@ from pinned import (  # benchmarks/: on sys.path
     interval,
     percent,
     provenance,
+    run_jobs,
     train_here,
     trained_at,
     write_result,
@@ -308,6 +310,9 @@ def main() -> None:
     ap.add_argument("name", nargs="?", choices=sorted(COMPARISONS), help="the comparison to run")
     ap.add_argument("--collect", action="store_true", help="only read the trained runs")
     ap.add_argument("--list", action="store_true", help="print the comparisons and their commands")
+    ap.add_argument("--rows", default=None,
+                    help="train only these rows (comma-separated; e.g. a row added to a comparison whose "
+                         "other rows are trained), then collect them all")
     args = ap.parse_args()
     if args.list or args.name is None:
         for name in COMPARISONS:
@@ -316,14 +321,23 @@ def main() -> None:
     name, c = args.name, COMPARISONS[args.name]
     doc = provenance("benchmarks/seeded.py", sys.argv[1:])
     doc.update(comparison=name, score=c.score, threads={"train": 1, "score": 1})
+    rows = list(c.rows) if args.rows is None else args.rows.split(",")
+    if unknown := [r for r in rows if r not in c.rows]:
+        ap.error(f"{name} has no row(s) {', '.join(unknown)}; its rows: {', '.join(c.rows)}")
     if not args.collect:
         jobs = [Job(f"{r}-s{s}", train_command(name, r, s),
-                    record=ROOT / runs(name) / f"{r}-s{s}" / "job.json") for s in SEEDS for r in c.rows]
+                    record=ROOT / runs(name) / f"{r}-s{s}" / "job.json") for s in SEEDS for r in rows]
         jobs += [Job(f"score {r}-s{s}", cmd, after=(f"{r}-s{s}",),
                      stdout=ROOT / runs(name) / f"{r}-s{s}" / "score-stdout.json")
-                 for s in SEEDS for r in c.rows if (cmd := score_command(name, r, s))]
-        train_here(ROOT / runs(name), doc["git_commit"], jobs)
+                 for s in SEEDS for r in rows if (cmd := score_command(name, r, s))]
+        if args.rows is None:
+            train_here(ROOT / runs(name), doc["git_commit"], jobs)
+        else:  # the folder's TRAINED_AT stays the other rows'; each run's job.json has its own commit
+            run_jobs(jobs)
     doc["trained_git_commit"] = trained_at(ROOT / runs(name))
+    doc["trained_git_commit_by_row"] = {  # from each run's job.json: rows may be trained at different commits
+        r: sorted({json.loads(p.read_text())["git_commit"] for s in SEEDS
+                   if (p := ROOT / runs(name) / f"{r}-s{s}" / "job.json").exists()}) for r in c.rows}
     write_result(ROOT / "benchmarks" / "results" / f"seeded-{name}.json", collect(name, doc), table)
 
 
