@@ -42,6 +42,12 @@ scored by ``unsup`` itself:
 - ``toy-2d-image``: the histogram (one logit per cell), MADE and PixelCNN on 2-D pixel positions
   drawn from the camera image, batch 256, 1 minute (the section-1 recipes' settings); exact test
   NLL, beside the NLL of the same test points under the true density (the floor).
+- ``label-efficiency``: SimCLR and MoCo (v2) on Fashion-MNIST at the representation recipes'
+  settings (batch 64, 4 minutes), then with 1 % of the labels (540 images, class-stratified): the
+  linear probe of the frozen features, the network fine-tuned from the run (500 steps of 128
+  images) and the same network trained from scratch on those labels for as long (``unsup probe
+  --finetune-steps 500``; its seed draws the labelled subset and the scratch network's weights, so
+  within a seed both rows share the scratch figure).
 - ``vae-posterior``: the VAE against the VAE with an IAF posterior (2 steps, its defaults), on
   binarised Fashion-MNIST, 3 minutes, batch 64; the 100-sample importance-weighted bound on the
   test NLL (an upper bound in expectation) over the whole test split, and the ELBO (K = 1).
@@ -82,12 +88,15 @@ BINARY = ["--data", "fashion-mnist", "--represent", "binary"]
 CIFAR = ["--data", "cifar10-jpeg", *CIFAR_DIR]
 QUIET = ["--eval-every", "250", "--eval-batches", "5", "--no-progress"]
 PROBE_10 = ["--labels", "10%", "--probes", "linear,knn", "--no-baselines", "--no-tsne"]  # linear + kNN, 10 %
+FINETUNE_1 = ["--labels", "1%", "--probes", "linear", "--no-baselines", "--no-tsne",
+              "--finetune-steps", "500"]
 
 
 @dataclass(frozen=True)
 class Comparison:
     """Rows of ``unsup train`` arguments (model first) sharing ``common``, and how they are scored:
-    ``likelihood`` (the run's test.json), ``probe`` (``unsup probe``) or ``importance`` (the
+    ``likelihood`` (the run's test.json), ``probe`` (``unsup probe``: linear and kNN), ``finetune``
+    (``unsup probe --finetune-steps``: linear, fine-tuned, from scratch) or ``importance`` (the
     run's test.json at ``--eval-samples`` and ``unsup eval --importance-samples 1``)."""
 
     rows: dict[str, list[str]]
@@ -158,6 +167,11 @@ COMPARISONS = {
         common=[*CIFAR, "--represent", "native", "--batch-size", "64", "--time", "4m", "--samples", "0",
                 *QUIET],
         score="probe", probe=PROBE_10),
+    "label-efficiency": Comparison(
+        rows={m: [m] for m in ("simclr", "moco")},
+        common=["--data", "fashion-mnist", "--represent", "native", "--batch-size", "64", "--time", "4m",
+                "--samples", "0", *QUIET],
+        score="finetune", probe=FINETUNE_1),
     "toy-2d-image": Comparison(
         rows={"histogram": ["histogram", "--lr", "0.05"], "made": ["made"], "pixelcnn": ["pixelcnn"]},
         common=["--data", "toy-2d-image", "--batch-size", "256", "--time", "1m", "--eval-every", "200",
@@ -185,7 +199,7 @@ def train_command(name: str, row: str, seed: int) -> list[str]:
 def score_command(name: str, row: str, seed: int) -> list[str] | None:
     """The command that scores a trained run beyond its own test.json, or None."""
     c, run = COMPARISONS[name], str(runs(name) / f"{row}-s{seed}")
-    if c.score == "probe":
+    if c.score in ("probe", "finetune"):
         return ["unsup", "probe", run, *c.probe, "--seed", str(seed), "--json"]
     if c.score == "importance":
         return ["unsup", "eval", run, "--importance-samples", "1", "--seed", str(seed), "--json"]
@@ -237,13 +251,20 @@ def read_seed(name: str, row: str, seed: int) -> dict:
         out.update(step_kept=probe["step"], pretext_test_loss=test.get("loss"),
                    pretext_test_reconstruction=test.get("reconstruction"),  # e.g. inpainting MSE
                    **{p: probe["features"]["run"][p]["accuracy"] for p in ("linear", "knn")})
+    if c.score == "finetune":
+        probe = json.loads((run / "probe.json").read_text())
+        out.update(step_kept=probe["step"], labelled=probe["labelled"],
+                   linear=probe["features"]["run"]["linear"]["accuracy"],
+                   finetuned=probe["finetune"]["run"]["accuracy"],
+                   scratch=probe["finetune"]["scratch"]["accuracy"],
+                   finetune_steps=probe["finetune"]["run"]["steps"])
     return out
 
 
 def collect(name: str, doc: dict) -> dict:
     c = COMPARISONS[name]
     keys = {"likelihood": ["test_nll_nats", "bpd"], "importance": ["test_nll_nats", "elbo_nll_nats"],
-            "probe": ["linear", "knn"]}[c.score]
+            "probe": ["linear", "knn"], "finetune": ["linear", "finetuned", "scratch"]}[c.score]
     rows = {}
     for r in c.rows:
         seeds = {str(s): read_seed(name, r, s) for s in SEEDS}
@@ -278,6 +299,15 @@ def table(doc: dict) -> str:
             kept = ", ".join(str(v["step_kept"]) for v in e["seeds"].values())
             lines.append(f"| {r}{failed[r]} | {e['steps']['mean']:.0f} | {percent(e['linear'])} | "
                          f"{percent(e['knn'])} | {kept} |")
+    elif score == "finetune":
+        lines = ["| row | steps | labelled | linear probe % | fine-tuned % | from scratch % | "
+                 "fine-tuned - scratch, points |", "|---|---|---|---|---|---|---|"]
+        for r, e in rows.items():
+            done = [v for v in e["seeds"].values() if "failed" not in v]
+            gain = interval([100 * (v["finetuned"] - v["scratch"]) for v in done])
+            lines.append(f"| {r}{failed[r]} | {e['steps']['mean']:.0f} | {done[0]['labelled']} | "
+                         f"{percent(e['linear'])} | {percent(e['finetuned'])} | {percent(e['scratch'])} | "
+                         f"{num(gain, 1)} |")
     elif score == "importance":
         lines = ["| row | steps | bound K = 1 (-ELBO), nats | bound K = 100, nats | K = 100 tighter by | "
                  "KL, nats | active units |", "|---|---|---|---|---|---|---|"]
