@@ -37,8 +37,9 @@ scored by ``unsup`` itself:
   64, 4 minutes); the probes of ``rotation-angles``. The inpaintings of seed 0 of each row are
   drawn by ``python benchmarks/representation.py pictures``.
 - ``cifar-methods``: the CIFAR-10 (JPEG copy) methods the representation section ranks from one
-  seed (split-brain, rotation, SimCLR, MoCo), at that table's settings (batch 64, 4
-  minutes); the probes of ``rotation-angles``.
+  seed (split-brain, rotation, SimCLR, MoCo; then instance discrimination with a memory bank and CPC,
+  added with ``--rows``), at that table's settings (batch 64, 4 minutes); the probes of
+  ``rotation-angles``.
 - ``toy-2d-image``: the histogram (one logit per cell), MADE and PixelCNN on 2-D pixel positions
   drawn from the camera image, batch 256, 1 minute (the section-1 recipes' settings); exact test
   NLL, beside the NLL of the same test points under the true density (the floor).
@@ -163,7 +164,8 @@ COMPARISONS = {
                 *QUIET],
         score="probe", probe=PROBE_10),
     "cifar-methods": Comparison(
-        rows={m: [m] for m in ("split-brain", "rotation", "simclr", "moco")},
+        rows={m: [m] for m in ("split-brain", "rotation", "simclr", "moco", "instance-discrimination",
+                               "cpc-image")},
         common=[*CIFAR, "--represent", "native", "--batch-size", "64", "--time", "4m", "--samples", "0",
                 *QUIET],
         score="probe", probe=PROBE_10),
