@@ -2,6 +2,7 @@
 
     python benchmarks/report.py            # prints the tables (markdown)
     python benchmarks/report.py --check    # exit 1, listing them, if table lines are not in the document
+    python benchmarks/report.py --update   # replace the document's stale rows by the report's
 
 The figures are never typed by hand: each row comes from a JSON file that a benchmark script
 wrote, and names the command that produced it. Where a table shows a test bits/dim or NLL, each
@@ -720,13 +721,57 @@ def missing_lines(report_text: str, document: str) -> list[str]:
     return [line for line in report_text.splitlines() if line.startswith("|") and line not in lines]
 
 
+def _table_header(lines: list[str], i: int) -> str:
+    """The first line of the markdown table that line ``i`` belongs to."""
+    while i > 0 and lines[i - 1].startswith("|"):
+        i -= 1
+    return lines[i]
+
+
+def _first_cell(line: str) -> str:
+    return line.split("|")[1].strip()
+
+
+def update_rows(report_text: str, document: str) -> tuple[str, list[str]]:
+    """``document`` with each stale row replaced by the report's row for the same thing, and the
+    report's rows it could not place. A row of the report matches the one document row under an
+    identical table header, with the same first cell (the recipe or case) and as many columns;
+    rows with no such match (a new recipe, a changed header) are returned for pasting by hand."""
+    report_lines, lines = report_text.splitlines(), document.splitlines()
+    present, unplaced = set(lines), []
+    for i, row in enumerate(report_lines):
+        if not row.startswith("|") or row in present or row.startswith("|---"):
+            continue
+        header = _table_header(report_lines, i)
+        matches = [k for k, line in enumerate(lines)
+                   if line.startswith("|") and line.count("|") == row.count("|")
+                   and _first_cell(line) == _first_cell(row) and _table_header(lines, k) == header]
+        if len(matches) == 1:
+            lines[matches[0]] = row
+        else:
+            unplaced.append(row)
+    return "\n".join(lines) + ("\n" if document.endswith("\n") else ""), unplaced
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
                         help=f"print the table lines missing from {DOCUMENT.relative_to(ROOT)} and exit 1 "
                              "if there are any (0 when the document has them all)")
+    parser.add_argument("--update", action="store_true",
+                        help=f"rewrite the stale rows of {DOCUMENT.relative_to(ROOT)} in place (each matched "
+                             "by its table's header and its first cell); prints the rows it cannot place")
     args = parser.parse_args(argv)
     text = report()
+    if args.update:
+        updated, unplaced = update_rows(text, DOCUMENT.read_text())
+        DOCUMENT.write_text(updated)
+        for line in unplaced:
+            print(line)
+        if unplaced:
+            print(f"{len(unplaced)} row(s) have no unique stale row to replace in "
+                  f"{DOCUMENT.relative_to(ROOT)}: paste them by hand", file=sys.stderr)
+        return 1 if unplaced else 0
     if not args.check:
         print(text)
         return 0

@@ -21,3 +21,19 @@ def test_results_md_has_every_table_line_of_the_report():
     assert done.returncode == 0, (
         "docs/results.md lacks these lines of `python benchmarks/report.py` (paste its tables there):\n"
         + done.stdout + done.stderr)
+
+
+def test_update_replaces_the_stale_row_under_the_same_header_only():
+    sys.path.insert(0, str(REPORT.parent))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(REPORT.parent))
+    header = "| recipe | bits/dim |\n|---|---|\n"
+    report_text = f"## A\n\n{header}| made | 0.19 |\n| new | 1.0 |\n"
+    document = (f"text\n\n{header}| made | 0.25 |\n| other | 2.0 |\n\n"
+                "| recipe | steps |\n|---|---|\n| made | 14786 |\n")
+    updated, unplaced = report.update_rows(report_text, document)
+    assert updated == document.replace("| made | 0.25 |", "| made | 0.19 |")  # the other table's row kept
+    assert unplaced == ["| new | 1.0 |"]  # a row with nothing to replace is left to paste by hand
+    assert report.update_rows(report_text, updated)[0] == updated  # idempotent
