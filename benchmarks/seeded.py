@@ -48,12 +48,13 @@ scored by ``unsup`` itself:
 - ``toy-2d-image``: the histogram (one logit per cell), MADE and PixelCNN on 2-D pixel positions
   drawn from the camera image, batch 256, 1 minute (the section-1 recipes' settings); exact test
   NLL, beside the NLL of the same test points under the true density (the floor).
-- ``label-efficiency``: SimCLR and MoCo (v2) on Fashion-MNIST at the representation recipes'
-  settings (batch 64, 4 minutes), then with 1 % of the labels (540 images, class-stratified): the
-  linear probe of the frozen features, the network fine-tuned from the run (500 steps of 128
-  images) and the same network trained from scratch on those labels for as long (``unsup probe
-  --finetune-steps 500``; its seed draws the labelled subset and the scratch network's weights, so
-  within a seed both rows share the scratch figure).
+- ``label-efficiency``: SimCLR, MoCo (v2), rotation and the autoencoder on Fashion-MNIST (the
+  four whose fine-tuning sections 6 and 7 report) at the representation recipes' settings (batch
+  64, 4 minutes), then with 1 % of the labels (540 images, class-stratified): the linear probe of
+  the frozen features, the network fine-tuned from the run (500 steps of 128 images) and the same
+  network trained from scratch on those labels for as long (``unsup probe --finetune-steps
+  500``; its seed draws the labelled subset and the scratch network's weights, so within a seed
+  all rows share the scratch figure).
 - ``vae-posterior``: the VAE against the VAE with an IAF posterior (2 steps, its defaults), on
   binarised Fashion-MNIST, 3 minutes, batch 64; the 100-sample importance-weighted bound on the
   test NLL (an upper bound in expectation) over the whole test split, and the ELBO (K = 1).
@@ -175,7 +176,7 @@ COMPARISONS = {
                 *QUIET],
         score="probe", probe=PROBE_10),
     "label-efficiency": Comparison(
-        rows={m: [m] for m in ("simclr", "moco")},
+        rows={m: [m] for m in ("simclr", "moco", "rotation", "autoencoder")},
         common=["--data", "fashion-mnist", "--represent", "native", "--batch-size", "64", "--time", "4m",
                 "--samples", "0", *QUIET],
         score="finetune", probe=FINETUNE_1),
