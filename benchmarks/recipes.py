@@ -16,6 +16,7 @@ to its own core (`taskset -c 0 python benchmarks/recipes.py A B` beside `taskset
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import shutil
@@ -387,6 +388,29 @@ def evals_only(name: str) -> None:
     path.write_text(json.dumps(result, indent=2) + "\n")
 
 
+def validation_history(run: Path) -> dict[str, list[list[float]]]:
+    """The run's validation curve from its metrics.csv: {metric: [[step, value], ...]}."""
+    history: dict[str, list[list[float]]] = {}
+    path = run / "metrics.csv"
+    if path.exists():
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row["split"] == "val":
+                    history.setdefault(row["metric"], []).append([int(row["step"]), float(row["value"])])
+    return history
+
+
+def history_only(name: str) -> None:
+    """Add the validation curve to the result of a finished recipe whose run directory still exists
+    (results written before the recipes recorded it)."""
+    path, out = ROOT / "benchmarks" / "results" / f"{name}.json", ROOT / "runs" / "bench" / name
+    result = json.loads(path.read_text()) if path.exists() else {}
+    if result.get("command") != " ".join(command(name)) or not (out / "metrics.csv").exists():
+        sys.exit(f"{name}: no result of this recipe's command, or no run directory beside it")
+    result["validation"] = validation_history(out)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
 def recorded(name: str) -> bool:
     """Whether recipe ``name`` has a result JSON that records the commit it was made at."""
     path = ROOT / "benchmarks" / "results" / f"{name}.json"
@@ -425,6 +449,7 @@ def run(name: str) -> dict:
     # what made it first (command, commit, threads), then the run's own figures
     result = {"command": " ".join(cmd), "git_commit": git_commit(), **started, **result,
               "parameters": parameters(out), "train": json.loads((out / "train.json").read_text()),
+              "validation": validation_history(out),
               "wall_seconds": round(time.time() - t0, 1)}
     (ROOT / "benchmarks" / "results").mkdir(exist_ok=True)
     (ROOT / "benchmarks" / "results" / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -444,6 +469,9 @@ def main() -> None:
                         "recipes recorded it): with --list, their names; else, run them")
     p.add_argument("--evals-only", action="store_true",
                    help="only add the `unsup eval` results (EVALS) a finished recipe is missing")
+    p.add_argument("--history-only", action="store_true",
+                   help="only add the validation curve (from runs/bench/NAME/metrics.csv) to a finished "
+                        "recipe's result")
     args = p.parse_args()
     if args.unrecorded:
         names = [n for n in RECIPES if not recorded(n)]
@@ -459,9 +487,9 @@ def main() -> None:
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
         p.error(f"unknown recipe(s) {', '.join(unknown)}; see --list")
-    if args.evals_only:
+    if args.evals_only or args.history_only:
         for name in names:
-            evals_only(name)
+            (evals_only if args.evals_only else history_only)(name)
         return
     for name in names:
         r = run(name)
