@@ -27,6 +27,10 @@ scored by ``unsup`` itself:
   32 (as the flows' recipes), 3 minutes: the defaults (actnorm initialised from the first batch,
   couplings' last layer at zero), ``--no-actnorm-init``, ``--no-zero-init``; the dequantised
   test bits/dim (a bound) on the whole test split. A run that diverges counts as diverged.
+- ``flow-masks``: the course's coupling-mask ablation: RealNVP (its defaults, the flows' recipes'
+  settings, batch 32) with checkerboard and channel masks against the same with the checkerboard
+  replaced by a fixed random half of the pixels, 5 minutes; the dequantised test bits/dim (a
+  bound) on the whole test split.
 - ``generative-codes``: the codes of generative models as representations, beside a plain
   autoencoder and SimCLR, on 8-bit Fashion-MNIST, batch 64, 4 minutes: the conv VAE's posterior
   mean, the same with beta = 4, VQ-VAE's pre-quantisation encoder output, Glow's latents; the
@@ -156,6 +160,11 @@ COMPARISONS = {
         rows={"default": ["glow"], "no-actnorm-init": ["glow", "--no-actnorm-init"],
               "no-zero-init": ["glow", "--no-zero-init"]},
         common=["--data", "fashion-mnist", "--batch-size", "32", "--time", "3m", "--eval-time", "full",
+                "--samples", "16", *QUIET],
+        score="likelihood"),
+    "flow-masks": Comparison(
+        rows={"checkerboard": ["realnvp"], "random": ["realnvp", "--mask", "random"]},
+        common=["--data", "fashion-mnist", "--batch-size", "32", "--time", "5m", "--eval-time", "full",
                 "--samples", "16", *QUIET],
         score="likelihood"),
     "generative-codes": Comparison(
