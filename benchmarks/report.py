@@ -763,25 +763,21 @@ def main(argv: list[str] | None = None) -> int:
                              "by its table's header and its first cell); prints the rows it cannot place")
     args = parser.parse_args(argv)
     text = report()
-    if args.update:
-        updated, unplaced = update_rows(text, DOCUMENT.read_text())
-        DOCUMENT.write_text(updated)
-        for line in unplaced:
-            print(line)
-        if unplaced:
-            print(f"{len(unplaced)} row(s) have no unique stale row to replace in "
-                  f"{DOCUMENT.relative_to(ROOT)}: paste them by hand", file=sys.stderr)
-        return 1 if unplaced else 0
-    if not args.check:
+    if not (args.check or args.update):
         print(text)
         return 0
-    missing = missing_lines(text, DOCUMENT.read_text())
-    for line in missing:
+    if args.update:
+        updated, left = update_rows(text, DOCUMENT.read_text())
+        DOCUMENT.write_text(updated)
+        what = "row(s) have no unique stale row to replace in {}: paste them by hand"
+    else:
+        left = missing_lines(text, DOCUMENT.read_text())
+        what = "table line(s) printed by benchmarks/report.py are not in {}: paste the report's tables there"
+    for line in left:
         print(line)
-    if missing:
-        print(f"{len(missing)} table line(s) printed by benchmarks/report.py are not in "
-              f"{DOCUMENT.relative_to(ROOT)}: paste the report's tables there", file=sys.stderr)
-    return 1 if missing else 0
+    if left:
+        print(f"{len(left)} " + what.format(DOCUMENT.relative_to(ROOT)), file=sys.stderr)
+    return 1 if left else 0
 
 
 if __name__ == "__main__":
