@@ -268,18 +268,17 @@ def read_seed(name: str, row: str, seed: int) -> dict:
                    elbo_nll_nats=elbo["nll_nats"], elbo_n=elbo["n"],
                    kl_nats=test["latent"]["kl"], active_units=test["latent"]["active_units"],
                    latent_dims=test["latent"]["latent_dims"])
-    if c.score == "probe":
+    if c.score in ("probe", "finetune"):
         probe = json.loads((run / "probe.json").read_text())
+        features = probe["features"]["run"]
         out.update(step_kept=probe["step"], pretext_test_loss=test.get("loss"),
                    pretext_test_reconstruction=test.get("reconstruction"),  # e.g. inpainting MSE
-                   **{p: probe["features"]["run"][p]["accuracy"] for p in ("linear", "knn")})
+                   labelled=probe["labelled"],
+                   **{p: features[p]["accuracy"] for p in ("linear", "knn") if p in features})
     if c.score == "finetune":
-        probe = json.loads((run / "probe.json").read_text())
-        out.update(step_kept=probe["step"], labelled=probe["labelled"],
-                   linear=probe["features"]["run"]["linear"]["accuracy"],
-                   finetuned=probe["finetune"]["run"]["accuracy"],
-                   scratch=probe["finetune"]["scratch"]["accuracy"],
-                   finetune_steps=probe["finetune"]["run"]["steps"])
+        tuned = probe["finetune"]
+        out.update(finetuned=tuned["run"]["accuracy"], scratch=tuned["scratch"]["accuracy"],
+                   finetune_steps=tuned["run"]["steps"])
     return out
 
 
