@@ -706,7 +706,7 @@ def sections() -> list[tuple[str, str]]:
          "seeded-cifar-methods"),
         ("CPC on speech: where the negatives come from, 3 seeds (issues #7, #23)", "seeded",
          "seeded-cpc-negatives"),
-        ("Label efficiency: fine-tuned on 1 % of the labels against from scratch, 3 seeds (issues #6, #7, #23)",
+        ("Label efficiency: fine-tuned on 1 % of the labels against scratch, 3 seeds (issues #6, #7, #23)",
          "seeded", "seeded-label-efficiency"),
         ("A one-layer MAF is a Gaussian autoregressive model (issue #23)", "ar_flow_equivalence",
          "ar-flow-equivalence"))]

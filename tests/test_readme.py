@@ -18,10 +18,10 @@ one thread each, so that the test takes half the time on the two cores CI has.
 
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 import shlex
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
