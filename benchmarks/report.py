@@ -193,8 +193,7 @@ def representation_table(data: str) -> str:
             rows.append(f"| {base} ({dim}) | - | - | {_acc(sup['probe']['10%'], base)} |")
     for path in sorted(RESULTS.glob(f"rep-*-{data}.json")):
         r = json.loads(path.read_text())
-        ablation = path.stem.startswith(("rep-rotation2", "rep-rotation8", "rep-dae", "rep-ae-",
-                                         "rep-moco-q"))
+        ablation = path.stem.startswith(("rep-dae", "rep-ae-", "rep-moco-q"))
         if "probe" not in r or ablation:
             continue
         budget = r["command"].split("--time ")[1].split()[0]
