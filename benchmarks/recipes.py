@@ -429,7 +429,9 @@ def run(name: str) -> dict:
         shutil.rmtree(out)
     cmd = command(name)
     env = {**os.environ, **({"OMP_NUM_THREADS": "1"} if name in ONE_CORE else {})}
-    t0, started = time.time(), machine(1 if name in ONE_CORE else os.cpu_count())  # load before the run
+    # the commit and load as the run starts: HEAD may move while a long recipe runs
+    t0, commit = time.time(), git_commit()
+    started = machine(1 if name in ONE_CORE else os.cpu_count())
     subprocess.run([sys.executable, "-m", "unsup.cli", *cmd[cmd.index("train"):]], check=True,
                    cwd=ROOT, env=env)
     if name in SAMPLES:
@@ -444,7 +446,7 @@ def run(name: str) -> dict:
         result["words"] = json.loads(done.stdout.strip().splitlines()[-1])
         result["words"]["command"] = " ".join(["unsup", "words", f"runs/bench/{name}", *WORDS[name]])
     # what made it first (command, commit, threads), then the run's own figures
-    result = {"command": " ".join(cmd), "git_commit": git_commit(), **started, **result,
+    result = {"command": " ".join(cmd), "git_commit": commit, **started, **result,
               "parameters": parameters(out), "train": json.loads((out / "train.json").read_text()),
               "validation": validation_history(out),
               "wall_seconds": round(time.time() - t0, 1)}
